@@ -1,0 +1,20 @@
+"""The `skiplab` command: thin adapters that parse, call the library and render."""
+
+from __future__ import annotations
+
+import typer
+
+from skiplab.cli import models, serve
+
+app = typer.Typer(
+    name="skiplab",
+    help="Skip connections explained with numbers from real networks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models.app, name="models")
+app.command("serve")(serve.serve)
+
+
+def main() -> None:
+    app()

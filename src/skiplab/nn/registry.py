@@ -1,0 +1,192 @@
+"""The model registry: every named model, so the CLI, the web and the tests list the same ones."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+from torch import nn
+
+from skiplab.nn.models import (
+    DenseNet,
+    HighwayNet,
+    StackConfig,
+    build_stack,
+    cifar_resnet,
+    imagenet_resnet,
+    preact_resnet,
+    se_cifar_resnet,
+)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str
+    depth: int  # weight layers on the longest path, as the papers count them
+    input_shape: tuple[int, ...]  # one example, without the batch dimension
+    num_classes: int
+    description: str
+    build: Callable[[], nn.Module] = field(repr=False, compare=False)
+    test_shape: tuple[int, ...] | None = None  # a smaller input that exercises the same code (fully convolutional nets)
+
+    def create(self) -> nn.Module:
+        return self.build()
+
+
+class UnknownModelError(ValueError):
+    pass
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model {spec.name!r} is registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def list_models(family: str | None = None) -> list[ModelSpec]:
+    return [s for s in _REGISTRY.values() if family is None or s.family == family]
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise UnknownModelError(f"unknown model {name!r}.{hint} Known models: {', '.join(_REGISTRY)}") from None
+
+
+def create_model(name: str) -> nn.Module:
+    return get_spec(name).create()
+
+
+CIFAR = (3, 32, 32)
+DIGITS = (1, 8, 8)
+
+for d in (20, 32, 44, 56, 110, 1202):
+    register(
+        ModelSpec(
+            f"resnet{d}",
+            "cifar-resnet",
+            d,
+            CIFAR,
+            10,
+            f"CIFAR ResNet-{d} (He et al. 2015), option A shortcuts",
+            partial(cifar_resnet, d),
+        )
+    )
+for d in (20, 32, 44, 56, 110):
+    register(
+        ModelSpec(
+            f"plain{d}",
+            "cifar-plain",
+            d,
+            CIFAR,
+            10,
+            f"the plain twin of ResNet-{d}: same layers, no shortcuts",
+            partial(cifar_resnet, d, plain=True),
+        )
+    )
+for d in (110, 164, 1001):
+    register(
+        ModelSpec(
+            f"preact_resnet{d}",
+            "cifar-preact",
+            d,
+            CIFAR,
+            10,
+            f"pre-activation ResNet-{d} (He et al. 2016)",
+            partial(preact_resnet, d),
+        )
+    )
+for d in (18, 34, 50, 101, 152):
+    register(
+        ModelSpec(
+            f"resnet{d}",
+            "imagenet-resnet",
+            d,
+            (3, 224, 224),
+            1000,
+            f"ImageNet ResNet-{d} in torchvision's layout",
+            partial(imagenet_resnet, d),
+            (3, 64, 64),
+        )
+    )
+register(
+    ModelSpec(
+        "se_resnet50",
+        "imagenet-se",
+        50,
+        (3, 224, 224),
+        1000,
+        "SE-ResNet-50 (Hu et al. 2018)",
+        partial(imagenet_resnet, 50, se=True),
+        (3, 64, 64),
+    )
+)
+for d in (20, 56):
+    register(
+        ModelSpec(
+            f"se_resnet{d}",
+            "cifar-se",
+            d,
+            CIFAR,
+            10,
+            f"CIFAR ResNet-{d} with squeeze-and-excitation blocks",
+            partial(se_cifar_resnet, d),
+        )
+    )
+register(
+    ModelSpec(
+        "densenet_bc100",
+        "densenet",
+        100,
+        CIFAR,
+        10,
+        "DenseNet-BC, L=100, k=12 (Huang et al. 2017)",
+        partial(DenseNet, 100, 12),
+    )
+)
+for d in (10, 50):
+    register(
+        ModelSpec(
+            f"highway{d}",
+            "highway",
+            d + 2,
+            (64,),
+            10,
+            f"fully connected highway net, {d} gated layers of width 64 (Srivastava et al. 2015)",
+            partial(HighwayNet, d),
+        )
+    )
+for skip, tag in (("identity", "res"), ("none", "plain")):
+    for d in (20, 56):
+        register(
+            ModelSpec(
+                f"{tag}mlp{d}",
+                "mlp-stack",
+                d + 2,
+                (64,),
+                10,
+                f"{'residual' if tag == 'res' else 'plain'} BN MLP, {d} layers of width 64, on digits",
+                partial(build_stack, StackConfig(depth=d, skip=skip)),
+            )
+        )
+        register(
+            ModelSpec(
+                f"{tag}conv{d}",
+                "conv-stack",
+                d + 2,
+                DIGITS,
+                10,
+                f"{'residual' if tag == 'res' else 'plain'} BN conv stack, {d} layers of 16 channels, on digits",
+                partial(build_stack, StackConfig(depth=d, width=16, skip=skip, in_shape=DIGITS)),
+            )
+        )
