@@ -36,7 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 fuzz: $(STAMP)
-	SKIPLAB_FUZZ_EXAMPLES=1000 $(BIN)/python -m pytest -q tests/web -k fuzz
+	$(BIN)/python -m pytest -q tests/web/test_fuzz.py --hypothesis-profile=fuzz
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
