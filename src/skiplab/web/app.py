@@ -1,23 +1,79 @@
-"""The FastAPI app factory (the explainer article lands in the web issue)."""
+"""The FastAPI app factory: the explainer article and the JSON it draws.
+
+The web layer is a thin adapter (DESIGN.md): routers parse and bound the
+request with pydantic, call the library through `deps.compute`, and return
+the library's `to_dict()` as typed JSON. Nothing here computes a number.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from skiplab.nn import list_models
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from skiplab.web.article import STATIC_DIR, plotly_js_path, plotly_js_version, render_article, static_version
+from skiplab.web.jobs import JobManager
+from skiplab.web.routers import anatomy, gradflow, jobs, pages, pitfalls
+from skiplab.web.settings import WebSettings
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="skiplab")
+class CachedStatic(StaticFiles):
+    """Static files under a content-hashed URL, so the browser keeps them for `max_age` seconds."""
 
-    @app.get("/api/models")
-    def models() -> list[dict]:
-        return [{"name": s.name, "family": s.family, "depth": s.depth} for s in list_models()]
+    def __init__(self, *args, max_age: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_age = max_age
 
-    @app.get("/", response_class=HTMLResponse)
-    def index() -> str:
-        rows = "".join(f"<li>{s.name}: {s.description}</li>" for s in list_models())
-        return f"<!doctype html><title>skiplab</title><h1>skiplab</h1><ul>{rows}</ul>"
+    def file_response(self, *args, **kwargs):
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = f"public, max-age={self.max_age}, immutable"
+        return response
+
+
+def _readable(exc: RequestValidationError) -> str:
+    """'depth: Input should be less than or equal to 1000' for each bad field, joined."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body", "path"))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else err.get("msg", "invalid"))
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(settings: WebSettings | None = None) -> FastAPI:
+    settings = settings or WebSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        app.state.jobs.shutdown()  # cancel live training so the process can exit
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="skiplab",
+        summary="Skip connections explained with numbers computed live from real networks.",
+        version="0.1.0",
+    )
+    app.state.settings = settings
+    app.state.torch_lock = threading.Lock()
+    app.state.jobs = JobManager(settings)
+
+    static_url = f"/static/{static_version()}"
+    plotly_url = f"/vendor/plotly-{plotly_js_version()}.min.js"
+    app.state.article_html = render_article(static_url, plotly_url)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _readable(exc)}, status_code=422)
+
+    app.include_router(pages.router)
+    app.include_router(pages.plotly_route(plotly_url, str(plotly_js_path()), settings.static_max_age_s))
+    for module in (anatomy, gradflow, pitfalls, jobs):
+        app.include_router(module.router, prefix="/api")
+    app.mount(static_url, CachedStatic(directory=STATIC_DIR, max_age=settings.static_max_age_s), name="static")
 
     return app

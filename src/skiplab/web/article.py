@@ -1,0 +1,63 @@
+"""The article page: the Jinja2 template rendered once, formulas converted to MathML on the server.
+
+Formulas are written in LaTeX in the template (`{% filter tex %}...{% endfilter %}`) and turned into MathML by
+latex2mathml when the app starts, so they render in any modern browser with
+no script and no request leaving the server. Asset URLs carry a content hash
+so the browser may cache them for a year.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import jinja2
+from latex2mathml.converter import convert
+from markupsafe import Markup
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+TEMPLATE_DIR = HERE / "templates"
+
+
+def plotly_js_path() -> Path:
+    """plotly.min.js as shipped inside the installed `plotly` Python package."""
+    import plotly
+
+    return Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+
+
+def plotly_js_version() -> str:
+    from plotly.offline import get_plotlyjs_version
+
+    return get_plotlyjs_version()
+
+
+def static_version() -> str:
+    """A short hash of every static file: it changes exactly when one of them does."""
+    h = hashlib.sha256()
+    for p in sorted(STATIC_DIR.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(STATIC_DIR).as_posix().encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def tex(latex: str) -> Markup:
+    """LaTeX → inline MathML. Used as a filter block, so the LaTeX needs no escaping in the template."""
+    return Markup(convert(str(latex).strip(), display="inline"))
+
+
+def display(latex: str) -> Markup:
+    """LaTeX → block-level MathML."""
+    return Markup(convert(str(latex).strip(), display="block"))
+
+
+def render_article(static_url: str, plotly_url: str) -> str:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters.update(tex=tex, display=display)
+    return env.get_template("article.html").render(static_url=static_url, plotly_url=plotly_url)

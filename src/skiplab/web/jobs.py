@@ -1,0 +1,132 @@
+"""Live training jobs: each runs `skiplab.train.train` in a worker thread and can be streamed and cancelled.
+
+A job has an id, a status (running → completed | stopped | diverged |
+failed), and the per-epoch metrics the trainer hands to `on_epoch`. Readers
+(the server-sent-event stream) poll a job's epochs by index, so a reader that
+connects late still receives every epoch. Cancelling sets an event the
+trainer polls before every batch (`should_stop`), so a job stops within one
+training step. The manager bounds how many jobs run at once and how many
+finished ones it remembers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from skiplab.web.settings import WebSettings
+
+# A job's work: given on_epoch(metrics_dict) and should_stop(), train and return the final status and message.
+Work = Callable[[Callable[[dict], None], Callable[[], bool]], tuple[str, str]]
+
+ACTIVE = ("queued", "running")
+
+
+class TooManyJobs(RuntimeError):
+    """Every live-training slot is taken."""
+
+
+class UnknownJob(KeyError):
+    pass
+
+
+@dataclass
+class Job:
+    id: str
+    spec: dict  # what was asked for (the request), echoed back to readers
+    status: str = "queued"  # queued | running | completed | stopped | diverged | failed
+    message: str = ""
+    epochs: list[dict] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.status not in ACTIVE
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "id": self.id,
+                "spec": self.spec,
+                "status": self.status,
+                "message": self.message,
+                "epochs": list(self.epochs),
+                "cancel_requested": self.cancel.is_set(),
+            }
+
+
+class JobManager:
+    """Starts, tracks and cancels live training jobs, one thread each, at most `settings.max_jobs` at once."""
+
+    def __init__(self, settings: WebSettings) -> None:
+        self.settings = settings
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    def running(self) -> int:
+        return sum(not j.done for j in self._jobs.values())
+
+    def start(self, spec: dict, work: Work) -> Job:
+        with self._lock:
+            if self.running() >= self.settings.max_jobs:
+                raise TooManyJobs(
+                    f"{self.settings.max_jobs} live training job(s) already running; wait for one or cancel it"
+                )
+            job = Job(id=uuid.uuid4().hex[:12], spec=spec)
+            self._jobs[job.id] = job
+            self._forget_old()
+            thread = threading.Thread(target=self._run, args=(job, work), name=f"job-{job.id}", daemon=True)
+            self._threads[job.id] = thread
+        thread.start()
+        return job
+
+    def _run(self, job: Job, work: Work) -> None:
+        def on_epoch(metrics: dict) -> None:
+            with job.lock:
+                job.epochs.append(metrics)
+
+        with job.lock:
+            job.status = "running"
+        try:
+            status, message = work(on_epoch, job.cancel.is_set)
+        except Exception as e:  # a job's failure is its result: readers see it, the server lives on
+            status, message = "failed", f"{type(e).__name__}: {e}"
+        with job.lock:
+            job.status, job.message, job.finished = status, message, time.time()
+
+    def _forget_old(self) -> None:
+        finished = [j for j in self._jobs.values() if j.done]
+        for j in finished[: max(0, len(finished) - self.settings.job_keep)]:
+            del self._jobs[j.id]
+            self._threads.pop(j.id, None)
+
+    def get(self, job_id: str) -> Job:
+        try:
+            return self._jobs[job_id]
+        except KeyError:
+            raise UnknownJob(job_id) from None
+
+    def cancel(self, job_id: str, wait_s: float = 0.0) -> Job:
+        """Ask the job to stop; with `wait_s`, wait up to that long for its thread to end."""
+        job = self.get(job_id)
+        job.cancel.set()
+        thread = self._threads.get(job_id)
+        if wait_s and thread is not None:
+            thread.join(wait_s)
+        return job
+
+    def shutdown(self, wait_s: float | None = None) -> None:
+        for job in list(self._jobs.values()):
+            job.cancel.set()
+        deadline = time.monotonic() + (self.settings.cancel_grace_s if wait_s is None else wait_s)
+        for thread in list(self._threads.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))

@@ -1,0 +1,1 @@
+"""One router per resource; each declares typed request and response models."""

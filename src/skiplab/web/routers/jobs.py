@@ -1,0 +1,144 @@
+"""Live training: a job with an id — start it, stream its epochs as server-sent events, cancel it.
+
+The work is `skiplab.train.train` on the embedded digits data (the degradation
+experiment's recipe, `preset("digits")`), in a worker thread of the
+`JobManager`; each finished epoch is streamed as an `epoch` event and the end
+as an `end` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, HTTPException, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from skiplab.train import preset, train
+from skiplab.web.deps import NOT_FOUND, UNPROCESSABLE, Problem, Settings
+from skiplab.web.jobs import Job, JobManager, TooManyJobs, UnknownJob
+
+router = APIRouter(prefix="/jobs", tags=["live training"])
+
+POLL_S = 0.1  # how often the event stream looks for new epochs
+TOO_MANY = {429: {"model": Problem, "description": "Every live-training slot is taken; wait or cancel a job."}}
+
+
+class JobRequest(BaseModel):
+    depth: int = Field(56, ge=2, le=110, description="Conv layers of the digits net.")
+    skip: Literal["none", "identity"] = Field("none", description="none: plain; identity: residual.")
+    epochs: int = Field(8, ge=1, le=30, description="Epochs to train (the server may bound this lower).")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class JobOut(BaseModel):
+    id: str
+    spec: JobRequest
+    status: Literal["queued", "running", "completed", "stopped", "diverged", "failed"]
+    message: str
+    epochs: list[dict] = Field(description="Per-epoch metrics as the trainer reports them (EpochMetrics).")
+    cancel_requested: bool
+
+
+def manager(request: Request) -> JobManager:
+    return request.app.state.jobs
+
+
+def find(request: Request, job_id: str) -> Job:
+    try:
+        return manager(request).get(job_id)
+    except UnknownJob:
+        raise HTTPException(404, f"no job {job_id!r}: it never existed or was forgotten") from None
+
+
+def json_safe(metrics: dict) -> dict:
+    """JSON has no NaN or infinity (a diverged epoch): send them as null."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+
+
+def training_work(req: JobRequest):
+    """The job's work: the digits recipe on a plain or residual conv net, one thread, streaming each epoch."""
+    family = "res" if req.skip == "identity" else "plain"
+    cfg = preset("digits").replace(
+        model=f"{family}conv{req.depth}", epochs=req.epochs, seed=req.seed, device="cpu", threads=1
+    )
+
+    def work(on_epoch, should_stop) -> tuple[str, str]:
+        result = train(cfg, on_epoch=lambda m: on_epoch(json_safe(m.to_dict())), should_stop=should_stop)
+        return result.status, result.message
+
+    return work
+
+
+@router.post(
+    "",
+    response_model=JobOut,
+    status_code=202,
+    responses={**UNPROCESSABLE, **TOO_MANY},
+    summary="Start a live training job",
+)
+def start(request: Request, settings: Settings, req: Annotated[JobRequest, Body()] = JobRequest()) -> JobOut:
+    if req.epochs > settings.max_epochs or req.depth > settings.max_job_depth:
+        raise HTTPException(
+            422, f"epochs must be at most {settings.max_epochs} and depth at most {settings.max_job_depth}"
+        )
+    try:
+        job = manager(request).start(req.model_dump(), training_work(req))
+    except TooManyJobs as e:
+        raise HTTPException(429, str(e), headers={"Retry-After": "10"}) from None
+    return JobOut(**job.snapshot())
+
+
+@router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND, summary="A job's status and epochs so far")
+def status(request: Request, job_id: str) -> JobOut:
+    return JobOut(**find(request, job_id).snapshot())
+
+
+def sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+@router.get(
+    "/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        **NOT_FOUND,
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "`epoch` events (one EpochMetrics each, from the first), then one `end` event.",
+        },
+    },
+    summary="Stream a job's epochs as server-sent events",
+)
+async def events(request: Request, job_id: str) -> StreamingResponse:
+    job = find(request, job_id)
+
+    async def stream():
+        sent = 0
+        while True:
+            snap = job.snapshot()
+            for metrics in snap["epochs"][sent:]:
+                yield sse("epoch", metrics)
+            sent = len(snap["epochs"])
+            if snap["status"] not in ("queued", "running"):
+                yield sse("end", {k: snap[k] for k in ("id", "status", "message")})
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(POLL_S)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, responses=NOT_FOUND, summary="Cancel a job")
+def cancel(request: Request, job_id: str) -> JobOut:
+    find(request, job_id)
+    return JobOut(**manager(request).cancel(job_id).snapshot())
+
+
+@router.delete("/{job_id}", response_model=JobOut, responses=NOT_FOUND, summary="Cancel a job (as POST cancel)")
+def delete(request: Request, job_id: str) -> JobOut:
+    return cancel(request, job_id)

@@ -1,0 +1,120 @@
+"""Pitfalls: the identity-shape mismatch and its fixes, post- vs pre-activation, dense memory growth.
+
+He et al. 2015 (sec. 3.3) for the shortcut options; He et al. 2016 for the
+pre-activation block; Huang et al. 2017 for dense connectivity.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from skiplab.nn import ShapeMismatchError, StackConfig, build_stack, make_shortcut
+from skiplab.probes import measure_cost
+from skiplab.probes.gradflow import stack_gradient_flow
+from skiplab.web.deps import UNPROCESSABLE, TorchLock, compute
+from skiplab.web.schemas import CostOut, GradientFlowOut
+
+router = APIRouter(prefix="/pitfalls", tags=["pitfalls"])
+
+SAMPLE_SIZE = 8  # height and width of the example image pushed through a shortcut
+
+
+class ShortcutQuery(BaseModel):
+    in_channels: int = Field(16, ge=1, le=256, description="Channels entering the block.")
+    out_channels: int = Field(32, ge=1, le=256, description="Channels leaving the block.")
+    stride: int = Field(2, ge=1, le=4, description="Spatial stride of the block.")
+    shortcut: Literal["identity", "zeropad", "projection", "none"] = Field("identity", description="Shortcut kind.")
+
+
+class ShortcutOut(BaseModel):
+    ok: bool = Field(description="Whether the library could build the shortcut for this change of shape.")
+    shortcut: str
+    error: str | None = Field(None, description="The library's error, word for word, when it refused.")
+    error_type: str | None = None
+    module: str | None = Field(None, description="The module the library built (its repr).")
+    cost: CostOut | None = Field(None, description="Measured cost of the shortcut alone on one example.")
+
+
+def shortcut_outcome(q: ShortcutQuery) -> ShortcutOut:
+    """Ask `make_shortcut` for the shortcut; report its refusal or what it built and costs."""
+    try:
+        module = make_shortcut(q.shortcut, q.in_channels, q.out_channels, q.stride)
+    except ShapeMismatchError as e:  # the pitfall itself: a result to show, not a bad request
+        return ShortcutOut(ok=False, shortcut=q.shortcut, error=str(e), error_type=type(e).__name__)
+    cost = measure_cost(module, (q.in_channels, SAMPLE_SIZE, SAMPLE_SIZE))
+    return ShortcutOut(ok=True, shortcut=q.shortcut, module=repr(module), cost=CostOut(**cost.to_dict()))
+
+
+@router.get("/shortcut", response_model=ShortcutOut, responses=UNPROCESSABLE, summary="Build a shortcut across a shape")
+async def shortcut(q: Annotated[ShortcutQuery, Query()], lock: TorchLock) -> ShortcutOut:
+    return await compute(lock, shortcut_outcome, q)
+
+
+class DenseQuery(BaseModel):
+    width: int = Field(16, ge=1, le=64, description="Channels of the stack; the growth rate of the dense one.")
+    max_depth: int = Field(16, ge=2, le=64, description="Deepest stack measured (depths 1, 2, 4, ... up to it).")
+
+
+class DensePoint(BaseModel):
+    depth: int
+    dense: CostOut
+    identity: CostOut
+
+
+class DenseOut(BaseModel):
+    width: int
+    input_shape: list[int]
+    points: list[DensePoint]
+
+
+def dense_memory(q: DenseQuery) -> DenseOut:
+    """`measure_cost` of a dense and an identity conv stack at doubling depths."""
+    in_shape = (3, SAMPLE_SIZE, SAMPLE_SIZE)
+    depths = sorted({min(2**k, q.max_depth) for k in range(q.max_depth.bit_length() + 1)})
+    points = []
+    for d in depths:
+        costs = {
+            skip: measure_cost(build_stack(StackConfig(depth=d, width=q.width, skip=skip, in_shape=in_shape)), in_shape)
+            for skip in ("dense", "identity")
+        }
+        points.append(DensePoint(depth=d, **{k: CostOut(**c.to_dict()) for k, c in costs.items()}))
+    return DenseOut(width=q.width, input_shape=list(in_shape), points=points)
+
+
+@router.get("/dense-memory", response_model=DenseOut, responses=UNPROCESSABLE, summary="Dense memory growth with depth")
+async def dense(q: Annotated[DenseQuery, Query()], lock: TorchLock) -> DenseOut:
+    return await compute(lock, dense_memory, q)
+
+
+class PreactQuery(BaseModel):
+    depth: int = Field(200, ge=2, le=1000, description="Residual blocks in the stack.")
+    activation: Literal["relu", "tanh", "sigmoid"] = "relu"
+
+
+class PreactOut(BaseModel):
+    depth: int
+    width: int
+    post: GradientFlowOut = Field(description="Post-activation blocks: the activation follows the addition.")
+    pre: GradientFlowOut = Field(description="Pre-activation blocks: nothing follows the addition.")
+
+
+PREACT_WIDTH = 64  # features of the residual MLP stacks compared
+
+
+def post_vs_pre(q: PreactQuery) -> PreactOut:
+    """`stack_gradient_flow` of the same residual MLP stack in both block forms."""
+    flows = {
+        form: stack_gradient_flow(
+            StackConfig(depth=q.depth, width=PREACT_WIDTH, skip="identity", activation=q.activation, preact=pre)
+        ).to_dict()
+        for form, pre in (("post", False), ("pre", True))
+    }
+    return PreactOut(depth=q.depth, width=PREACT_WIDTH, **{k: GradientFlowOut(**v) for k, v in flows.items()})
+
+
+@router.get("/preact", response_model=PreactOut, responses=UNPROCESSABLE, summary="Post- vs pre-activation gradients")
+async def preact(q: Annotated[PreactQuery, Query()], lock: TorchLock) -> PreactOut:
+    return await compute(lock, post_vs_pre, q)

@@ -1,0 +1,25 @@
+"""The web server's settings: one frozen object, built once and handed to `create_app`.
+
+Every bound the server enforces lives here, so a reader (and the hardening
+layer) finds them in one place. Nothing is read from the environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """Bounds on what one request may ask for, and on live training jobs."""
+
+    max_depth: int = 1000  # layers in a probed stack; depth 1000 is the article's "very deep" case
+    max_width: int = 256  # features per layer of a probed stack
+    max_batch: int = 256  # examples in one probe batch
+    max_blocks: int = 64  # n in the ensemble view (2**n paths, counted exactly)
+    max_jobs: int = 2  # live training jobs running at once (the machine may have 2 cores)
+    max_epochs: int = 30  # epochs of one live training job
+    max_job_depth: int = 110  # layers of a live-trained digits net
+    job_keep: int = 16  # finished jobs remembered (their curves can still be streamed)
+    cancel_grace_s: float = 2.0  # a cancelled job stops within this (the trainer polls every batch)
+    static_max_age_s: int = 31_536_000  # plotly.js and our JS/CSS carry a version in their URL: cache for a year

@@ -1,0 +1,37 @@
+// Gradient highway: per-layer gradient norms of plain vs residual stacks (log scale), from one real backward pass.
+import { COLORS, bindWidget, fmt, plot, table } from "../common.js";
+
+function trace(flow, name, color) {
+  const layers = flow.layers;
+  return {
+    x: layers.map((_, i) => i + 1),
+    y: layers.map((l) => (l.weight_grad_norm > 0 ? l.weight_grad_norm : null)),
+    name,
+    mode: "lines",
+    line: { color, width: 2 },
+  };
+}
+
+function render(el, data) {
+  const chart = el.querySelector("[data-role=chart]");
+  plot(chart, [trace(data.plain, "plain", COLORS.plain), trace(data.residual, "residual", COLORS.residual)], {
+    xaxis: { title: { text: "layer (input → output)" } },
+    yaxis: { title: { text: "|dL/dW|" }, type: "log", exponentformat: "power" },
+    title: { text: `depth ${data.settings.depth}, ${data.settings.activation}, ${data.settings.norm === "batch" ? "batch norm" : "no norm"}`, font: { size: 13 } },
+  });
+  const rows = [
+    ["first layer", ...[data.plain, data.residual].map((f) => fmt(f.layers[0].weight_grad_norm))],
+    ["last layer", ...[data.plain, data.residual].map((f) => fmt(f.layers[f.layers.length - 1].weight_grad_norm))],
+    ["min", ...[data.plain, data.residual].map((f) => fmt(f.weight_summary.min))],
+    ["max", ...[data.plain, data.residual].map((f) => fmt(f.weight_summary.max))],
+    ["variance", ...[data.plain, data.residual].map((f) => fmt(f.weight_summary.variance))],
+    ["first / last", ...[data.plain, data.residual].map((f) => fmt(f.weight_summary.first_last_ratio))],
+    ["growth per layer", ...[data.plain, data.residual].map((f) => fmt(f.weight_summary.growth_per_layer, 4))],
+  ];
+  table(el.querySelector("[data-role=stats]"), ["weight gradient", "plain", "residual"], rows);
+  const note = el.querySelector("[data-role=note]");
+  note.hidden = !data.note;
+  note.textContent = data.note || "";
+}
+
+export default (el) => bindWidget(el, render);

@@ -1,0 +1,26 @@
+// Pitfall: post- vs pre-activation residual stacks, per-layer weight-gradient norms.
+import { COLORS, bindWidget, fmt, plot, readout } from "../common.js";
+
+const line = (flow, name, color) => ({
+  x: flow.layers.map((_, i) => i + 1),
+  y: flow.layers.map((l) => (l.weight_grad_norm > 0 ? l.weight_grad_norm : null)),
+  name,
+  mode: "lines",
+  line: { color, width: 2 },
+});
+
+function render(el, data) {
+  plot(el.querySelector("[data-role=chart]"), [line(data.post, "post-activation", COLORS.plain), line(data.pre, "pre-activation", COLORS.residual)], {
+    xaxis: { title: { text: "block (input → output)" } },
+    yaxis: { title: { text: "|dL/dW|" }, type: "log", exponentformat: "power" },
+  });
+  const s = (f) => f.weight_summary;
+  readout(el.querySelector("[data-role=readout]"), [
+    ["post: min … max", `${fmt(s(data.post).min)} … ${fmt(s(data.post).max)}`],
+    ["pre: min … max", `${fmt(s(data.pre).min)} … ${fmt(s(data.pre).max)}`],
+    ["post: spread (var. of log10)", fmt(s(data.post).log10_variance)],
+    ["pre: spread (var. of log10)", fmt(s(data.pre).log10_variance)],
+  ]);
+}
+
+export default (el) => bindWidget(el, render);
