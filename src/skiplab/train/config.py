@@ -1,0 +1,130 @@
+"""What a training run is: a small frozen config, and named presets (He et al. 2015's CIFAR recipe among them).
+
+The learning rate is per batch of `batch_size` examples (no implicit scaling).
+Schedules are expressed in epochs so that a preset keeps its shape when the
+epoch count changes: `milestones` are fractions of the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import asdict, dataclass
+
+SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "resconv20"  # a registered model, or any depth of resconv/plainconv/resmlp/plainmlp/resnet/plain
+    data: str = "digits"  # digits | cifar10 | spirals | blobs | parity
+    data_root: str | None = None  # the cifar-10-batches-bin folder (cifar10 only)
+    width: int | None = None  # channels of the first stage / of a stack; None keeps the model's own
+    epochs: int = 10
+    batch_size: int = 128  # global batch: split across ranks under torchrun
+    lr: float = 0.05  # peak learning rate, per batch of batch_size
+    momentum: float = 0.9
+    weight_decay: float = 1e-4  # L2 on every parameter, as in He et al. 2015
+    schedule: str = "cosine"  # constant | step | cosine (to zero at the end)
+    warmup_epochs: float = 0.0  # linear warm-up from lr/10 (He et al. 2015 warm ResNet-110 up at 0.01)
+    milestones: tuple[float, ...] = (0.5, 0.75)  # step schedule: fractions of the run where lr drops 10x
+    gamma: float = 0.1  # step schedule: the factor at each milestone
+    seed: int = 0  # weights, data order, augmentation and the digits split all follow it
+    held_out: float = 0.2  # share of digits / synthetic data kept for evaluation
+    device: str = "auto"  # auto (CUDA if present) | cpu | cuda
+    amp: bool = True  # bfloat16 autocast, on CUDA only (the CPU run stays float32 and reproducible)
+    channels_last: bool = True  # NHWC memory format for conv nets, on CUDA only
+    threads: int = 0  # torch intra-op threads for this run; 0 leaves torch's default
+
+    def validate(self) -> TrainConfig:
+        def positive_int(name: str, low: int = 1) -> None:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise ValueError(f"{name} must be an integer >= {low}; got {v!r}")
+
+        for name in ("epochs", "batch_size"):
+            positive_int(name)
+        positive_int("threads", 0)
+        positive_int("seed", 0)
+        if self.width is not None:
+            positive_int("width")
+        for name, low, high in (("lr", 0.0, 100.0), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, 1.0)):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or not low <= v <= high:
+                raise ValueError(f"{name} must be a number in [{low:g}, {high:g}]; got {v!r}")
+        if self.lr == 0:
+            raise ValueError("lr must be > 0")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
+        if not isinstance(self.warmup_epochs, (int, float)) or not 0 <= self.warmup_epochs <= self.epochs:
+            raise ValueError(f"warmup_epochs must be between 0 and epochs ({self.epochs}); got {self.warmup_epochs!r}")
+        if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
+            raise ValueError(f"milestones must be increasing fractions of the run in (0, 1); got {self.milestones!r}")
+        if not 0 < self.gamma <= 1:
+            raise ValueError(f"gamma must be in (0, 1]; got {self.gamma!r}")
+        if not 0 < self.held_out < 1:
+            raise ValueError(f"held_out must be a fraction in (0, 1); got {self.held_out!r}")
+        return self
+
+    def replace(self, **changes) -> TrainConfig:
+        """A copy with `changes`; unknown names are refused with the list of fields."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"unknown config field(s) {', '.join(unknown)}; fields are {', '.join(sorted(known))}")
+        return dataclasses.replace(self, **changes).validate()
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = dict(d)
+        if "milestones" in d:
+            d["milestones"] = tuple(d["milestones"])
+        return cls().replace(**d)
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # He et al. 2015, sec. 4.2: SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 32k and
+    # 48k iterations, stopped at 64k (= 164 epochs of 391 batches), on 45k/5k... here the full 50k training set.
+    "he2015-cifar": TrainConfig(
+        model="resnet20",
+        data="cifar10",
+        epochs=164,
+        batch_size=128,
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=1e-4,
+        schedule="step",
+        milestones=(0.5, 0.75),
+    ),
+    # The same recipe for ResNet-110, with the paper's warm-up: lr 0.01 until training error is below 80 %
+    # (about 400 iterations, i.e. one epoch), then 0.1.
+    "he2015-cifar-110": TrainConfig(
+        model="resnet110",
+        data="cifar10",
+        epochs=164,
+        lr=0.1,
+        weight_decay=1e-4,
+        schedule="step",
+        milestones=(0.5, 0.75),
+        warmup_epochs=1.0,
+    ),
+    # The degradation experiment's recipe on digits (see skiplab.train.experiments.degradation).
+    "digits": TrainConfig(model="resconv20", data="digits", epochs=15, batch_size=128, lr=0.05, schedule="cosine"),
+    # Seconds, for smoke tests and demos.
+    "quick": TrainConfig(model="resconv8", data="digits", epochs=2, batch_size=128, lr=0.05, schedule="constant"),
+}
+
+
+def preset(name: str, **overrides) -> TrainConfig:
+    """A named preset, with some fields replaced (None values are ignored)."""
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)}; got {name!r}")
+    return PRESETS[name].replace(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,280 @@
+"""The experiments behind the explainer: the degradation problem, lesions, and the skip-types zoo.
+
+- `degradation`: plain and residual BN conv nets at two or more depths on the
+  digits, several seeds, every run stored. He et al. 2015 (sec. 4.1, Fig. 1
+  and 6): the deeper plain net has *higher training* error than the shallower
+  one, so the problem is optimisation, not overfitting; the residual nets do
+  not degrade. The verdict states exactly what the runs show, per seed, with
+  the tolerance it used, and never more.
+- `lesion`: train a residual and a plain net, then delete each block in turn
+  and measure held-out accuracy (Veit et al. 2016: residual nets behave like
+  ensembles of shallower paths and survive the loss of one block; plain nets
+  do not).
+- `skip_types`: a short training of every skip type (none, identity,
+  projection, dense, highway, squeeze-excitation) at equal depth and width.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from skiplab.nn import SKIP_TYPES
+from skiplab.store import RunStore
+from skiplab.train.config import TrainConfig
+from skiplab.train.pool import run_many
+
+KINDS: tuple[str, ...] = ("plain", "res")
+
+
+@dataclass(frozen=True)
+class DegradationConfig:
+    # Defaults chosen by measurement on the 2-core development machine (see the README's experiment notes):
+    # the smallest budget at which plain-56 ends above plain-20 on every seed by a wide margin.
+    depths: tuple[int, ...] = (20, 56)  # conv layers in the body of each net
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int = 10
+    lr: float = 0.05  # per batch of batch_size
+    warmup_epochs: float = 1.0  # linear ramp from lr/10: keeps the deep residual net's first steps stable
+    batch_size: int = 128
+    width: int = 8  # channels of every conv layer
+    data: str = "digits"
+    tolerance: float = 0.05  # |Δ best training loss| (nats) within which two depths count as equal
+    workers: int = 2  # processes training at once
+    threads: int = 1  # torch threads per process
+
+    def validate(self) -> DegradationConfig:
+        if len(self.depths) < 2 or len(set(self.depths)) != len(self.depths):
+            raise ValueError(f"depths must name two or more different depths; got {self.depths!r}")
+        if any(not isinstance(d, int) or d < 1 for d in self.depths):
+            raise ValueError(f"depths must be positive integers; got {self.depths!r}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be one or more different integers; got {self.seeds!r}")
+        if not isinstance(self.tolerance, (int, float)) or self.tolerance < 0:
+            raise ValueError(f"tolerance must be a number >= 0; got {self.tolerance!r}")
+        for seed in self.seeds:
+            self.train_config("plain", min(self.depths), seed)  # validates the training fields
+        return self
+
+    def train_config(self, kind: str, depth: int, seed: int) -> TrainConfig:
+        return TrainConfig(
+            model=f"{kind}conv{depth}",
+            data=self.data,
+            width=self.width,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            schedule="cosine",
+            warmup_epochs=self.warmup_epochs,
+            seed=seed,
+            threads=self.threads,
+        ).validate()
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "depths": list(self.depths), "seeds": list(self.seeds)}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A shallower and a deeper net of one kind, compared on best training loss, seed by seed."""
+
+    kind: str  # plain | res
+    shallow: int
+    deep: int
+    outcomes: list[str]  # per seed: worse | same | better (the deeper net, against the shallower)
+    deltas: list[float]  # per seed: best loss of deep − best loss of shallow
+    summary: str  # deeper is worse | deeper is no worse | deeper is better | mixed
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def compare(kind: str, shallow: int, deep: int, shallow_losses: list[float], deep_losses: list[float], tol: float):
+    """Classify each seed, then say only what holds on every seed."""
+    deltas = [d - s for s, d in zip(shallow_losses, deep_losses)]
+    outcomes = ["worse" if x > tol else "better" if x < -tol else "same" for x in deltas]
+    if all(o == "worse" for o in outcomes):
+        summary = "deeper is worse"
+    elif all(o == "better" for o in outcomes):
+        summary = "deeper is better"
+    elif "worse" not in outcomes:
+        summary = "deeper is no worse"
+    else:
+        summary = "mixed"
+    return Comparison(kind, shallow, deep, outcomes, deltas, summary)
+
+
+@dataclass(frozen=True)
+class DegradationRow:
+    kind: str
+    depth: int
+    best_train_loss: list[float]  # per seed, in config.seeds order
+    final_train_error: list[float]
+    final_test_error: list[float]
+    run_ids: list[str]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DegradationResult:
+    config: DegradationConfig
+    rows: list[DegradationRow]
+    comparisons: list[Comparison]
+    verdict: str
+    runs: dict[str, dict] = field(repr=False)  # "plain56-s0" → RunResult.to_dict() (curves included)
+    wall_seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "config": self.config.to_dict(),
+            "rows": [r.to_dict() for r in self.rows],
+            "comparisons": [c.to_dict() for c in self.comparisons],
+            "verdict": self.verdict,
+            "wall_seconds": self.wall_seconds,
+            "runs": self.runs,
+        }
+
+
+def _verdict(comparisons: list[Comparison], seeds: int, tol: float) -> str:
+    parts = []
+    for kind, label in (("plain", "plain"), ("res", "residual")):
+        mine = [c for c in comparisons if c.kind == kind]
+        text = "; ".join(
+            f"{c.deep} vs {c.shallow}: {c.summary} ({c.outcomes.count('worse')}/{seeds} seeds worse)" for c in mine
+        )
+        parts.append(f"{label}: {text}")
+    return " | ".join(parts) + f" (best training loss; 'same' means within {tol:g} nats)"
+
+
+def degradation(
+    cfg: DegradationConfig = DegradationConfig(),
+    *,
+    store: RunStore | None = None,
+    on_run: Callable[[str, dict], None] | None = None,
+) -> DegradationResult:
+    """Train plain and residual nets at every depth and seed (in parallel), compare best training losses."""
+    cfg = cfg.validate()
+    # Deepest first: the longest runs start at once, so the pool does not end waiting on one of them.
+    jobs = [
+        (f"{kind}{depth}-s{seed}", cfg.train_config(kind, depth, seed))
+        for depth in sorted(cfg.depths, reverse=True)
+        for seed in cfg.seeds
+        for kind in KINDS
+    ]
+    t0 = time.perf_counter()
+    runs = run_many(jobs, workers=cfg.workers, store=store, on_run=on_run)
+    wall = time.perf_counter() - t0
+    depths = sorted(cfg.depths)
+    rows = []
+    for kind in KINDS:
+        for depth in depths:
+            rs = [runs[f"{kind}{depth}-s{s}"] for s in cfg.seeds]
+            rows.append(
+                DegradationRow(
+                    kind,
+                    depth,
+                    [r["best_train_loss"] if r["best_train_loss"] is not None else float("inf") for r in rs],
+                    [r["epochs"][-1]["train_error"] if r["epochs"] else 1.0 for r in rs],
+                    [r["epochs"][-1]["test_error"] if r["epochs"] else 1.0 for r in rs],
+                    [r["run_id"] for r in rs],
+                )
+            )
+    by = {(r.kind, r.depth): r for r in rows}
+    comparisons = [
+        compare(kind, a, b, by[kind, a].best_train_loss, by[kind, b].best_train_loss, cfg.tolerance)
+        for kind in KINDS
+        for a, b in zip(depths, depths[1:])
+    ]
+    return DegradationResult(
+        cfg, rows, comparisons, _verdict(comparisons, len(cfg.seeds), cfg.tolerance), runs, round(wall, 2)
+    )
+
+
+# ---------------------------------------------------------------- skip types
+
+
+@dataclass(frozen=True)
+class SkipTypesConfig:
+    skips: tuple[str, ...] = SKIP_TYPES  # none identity projection dense highway se
+    depth: int = 8  # conv layers (dense: layers of `width` new maps each)
+    width: int = 8
+    epochs: int = 5
+    lr: float = 0.05
+    warmup_epochs: float = 1.0
+    batch_size: int = 128
+    seed: int = 0
+    data: str = "digits"
+    workers: int = 2
+    threads: int = 1
+
+    def validate(self) -> SkipTypesConfig:
+        if not self.skips:
+            raise ValueError("skips must name at least one skip type")
+        for s in self.skips:
+            if s not in SKIP_TYPES:
+                raise ValueError(f"skip must be one of {', '.join(SKIP_TYPES)}; got {s!r}")
+        self.train_config(self.skips[0])
+        return self
+
+    def train_config(self, skip: str) -> TrainConfig:
+        return TrainConfig(
+            model=f"{skip}conv{self.depth}",
+            data=self.data,
+            width=self.width,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            warmup_epochs=self.warmup_epochs,
+            seed=self.seed,
+            threads=self.threads,
+        ).validate()
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "skips": list(self.skips)}
+
+
+@dataclass(frozen=True)
+class SkipTypesResult:
+    config: SkipTypesConfig
+    rows: list[dict]  # skip, params, best_train_loss, final_train_error, final_test_error, seconds, run_id
+    runs: dict[str, dict] = field(repr=False)
+    wall_seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "config": self.config.to_dict(),
+            "rows": self.rows,
+            "wall_seconds": self.wall_seconds,
+            "runs": self.runs,
+        }
+
+
+def skip_types(
+    cfg: SkipTypesConfig = SkipTypesConfig(),
+    *,
+    store: RunStore | None = None,
+    on_run: Callable[[str, dict], None] | None = None,
+) -> SkipTypesResult:
+    """A short training of each skip type at equal depth and width; compare training loss and cost."""
+    cfg = cfg.validate()
+    jobs = [(skip, cfg.train_config(skip)) for skip in cfg.skips]
+    t0 = time.perf_counter()
+    runs = run_many(jobs, workers=cfg.workers, store=store, on_run=on_run)
+    rows = [
+        {
+            "skip": skip,
+            "model": r["config"]["model"],
+            "params": r["params"],
+            "status": r["status"],
+            "best_train_loss": r["best_train_loss"],
+            "final_train_error": r["epochs"][-1]["train_error"] if r["epochs"] else None,
+            "final_test_error": r["epochs"][-1]["test_error"] if r["epochs"] else None,
+            "seconds": r["seconds"],
+            "run_id": r["run_id"],
+        }
+        for skip, r in runs.items()
+    ]
+    return SkipTypesResult(cfg, rows, runs, round(time.perf_counter() - t0, 2))

@@ -1,0 +1,68 @@
+"""The shipped results the explainer shows at once: real runs, with the command and seeds that produced them.
+
+`skiplab experiment degradation --write-results` (and lesion, skip-types)
+writes `src/skiplab/results/<name>.json`; the web reads it with
+`load_results(name)`. Each file records the exact command, the config (seeds
+included), package versions and git revision, and every run's per-epoch
+curves, so a figure on the page can say which runs produced it and anyone can
+rerun them.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from importlib import resources
+from pathlib import Path
+
+from skiplab.train.checkpoint import write_atomic
+from skiplab.train.loop import git_revision, versions
+
+RESULT_NAMES: tuple[str, ...] = ("degradation", "lesion", "skip_types")
+FORMAT = "skiplab-results-1"
+
+
+def _check(name: str) -> str:
+    if name not in RESULT_NAMES:
+        raise ValueError(f"results name must be one of {', '.join(RESULT_NAMES)}; got {name!r}")
+    return name
+
+
+def shipped_path(name: str) -> Path:
+    """Where the package keeps the shipped file for `name` (inside the installed skiplab)."""
+    return Path(str(resources.files("skiplab") / "results" / f"{_check(name)}.json"))
+
+
+def load_results(name: str) -> dict:
+    """The shipped results file `name` (degradation | lesion | skip_types) as a dict."""
+    path = shipped_path(name)
+    if not path.is_file():
+        raise ValueError(
+            f"no shipped results for {name!r}: run `skiplab experiment {name.replace('_', '-')} --write-results`"
+        )
+    data = json.loads(path.read_text())
+    if data.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a skiplab results file (format {data.get('format')!r})")
+    return data
+
+
+def results_payload(name: str, argv: list[str], result: dict) -> dict:
+    """A results file's content: what produced it, then the experiment's `to_dict()`."""
+    return {
+        "format": FORMAT,
+        "name": _check(name),
+        "command": shlex.join(["skiplab", *argv]),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": versions(),
+        "git_revision": git_revision(),
+        **result,
+    }
+
+
+def write_results(path: str | Path, payload: dict) -> Path:
+    """Write a results file atomically (a reader never sees half of it)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, (json.dumps(payload, indent=1) + "\n").encode())
+    return path

@@ -1,0 +1,99 @@
+import math
+import time
+
+import pytest
+import torch
+
+from skiplab.store import RunStore
+from skiplab.train import TrainConfig, train
+
+# Tiny and fast: a 3-layer residual MLP on the digits.
+TINY = TrainConfig(model="resmlp3", width=16, epochs=3, batch_size=64, lr=0.05, threads=1)
+
+
+def curves(result):
+    return [(e.train_loss, e.train_error, e.test_loss, e.test_error, e.lr, e.grad_norm_mean) for e in result.epochs]
+
+
+def test_learns_and_reports_every_epoch(tmp_path):
+    seen = []
+    store = RunStore(tmp_path / "runs.db")
+    result = train(TINY, on_epoch=seen.append, store=store, name="tiny")
+    assert result.status == "completed" and [e.epoch for e in result.epochs] == [1, 2, 3]
+    assert seen == result.epochs
+    assert result.epochs[-1].train_loss < result.epochs[0].train_loss < math.log(10) + 0.5
+    assert result.epochs[-1].test_error < 0.5
+    e = result.epochs[0]
+    assert 0 < e.grad_norm_min <= e.grad_norm_mean <= e.grad_norm_max and e.seconds > 0
+    run = store.get(result.run_id)
+    assert run.status == "completed" and run.name == "tiny" and run.config == TINY.to_dict()
+    assert [r["train_loss"] for r in run.epochs] == [m.train_loss for m in result.epochs]
+    assert run.versions["torch"] == torch.__version__
+
+
+def test_fixed_seed_gives_identical_curves_and_other_seed_differs():
+    a, b = train(TINY), train(TINY)
+    assert curves(a) == curves(b)
+    assert curves(train(TINY.replace(seed=1))) != curves(a)
+
+
+def test_resume_continues_exactly(tmp_path):
+    full = train(TINY)
+    done = []
+    # Cancel the first session after its first epoch: the checkpoint of epoch 1 is what is left.
+    first = train(TINY, run_dir=tmp_path / "run", on_epoch=done.append, should_stop=lambda: bool(done))
+    assert first.status == "stopped" and len(first.epochs) == 1
+    resumed = train(TINY, run_dir=tmp_path / "run", resume=True)
+    assert resumed.resumed_from == 1
+    assert curves(resumed) == curves(full)
+    for p, q in zip(resumed.model.state_dict().values(), full.model.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    train(TINY.replace(epochs=1), run_dir=tmp_path)
+    assert train(TINY.replace(epochs=2), run_dir=tmp_path, resume=True).resumed_from == 1  # extending is allowed
+    with pytest.raises(ValueError, match="lr: checkpoint 0.05 vs now 0.1"):
+        train(TINY.replace(lr=0.1), run_dir=tmp_path, resume=True)
+    with pytest.raises(ValueError, match="no checkpoint"):
+        train(TINY, run_dir=tmp_path / "empty", resume=True)
+
+
+def test_divergence_stops_cleanly_and_is_stored(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+    # An absurd learning rate on a plain net without normalisation overflows within a few steps.
+    cfg = TrainConfig(model="plainmlp3", width=16, epochs=3, lr=100.0, momentum=0.9, threads=1)
+    result = train(cfg, store=store)
+    assert result.status == "diverged"
+    assert "training loss became" in result.message and "lower learning rate" in result.message
+    assert len(result.epochs) < 3
+    assert store.get(result.run_id).status == "diverged"
+
+
+def test_should_stop_is_polled_every_batch():
+    calls = []
+
+    def stop():
+        calls.append(time.perf_counter())
+        return len(calls) > 3
+
+    result = train(TINY.replace(epochs=50), should_stop=stop)
+    assert result.status == "stopped" and len(calls) == 4 and not result.epochs
+    assert "step 4" in result.message
+
+
+def test_cancel_latency_on_a_big_net_is_under_two_seconds():
+    # A real, slow step (resnet56 on CIFAR-sized synthetic images would need data; digits resnet56 is heavy enough).
+    cfg = TrainConfig(model="resnet56", epochs=1, batch_size=128, threads=1)
+    t = {}
+
+    def stop():
+        t.setdefault("first", time.perf_counter())
+        if time.perf_counter() - t["first"] > 0.5:
+            t["asked"] = time.perf_counter()
+            return True
+        return False
+
+    result = train(cfg, should_stop=stop)
+    assert result.status == "stopped"
+    assert time.perf_counter() - t["asked"] < 2.0
