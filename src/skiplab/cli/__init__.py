@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from skiplab.cli import models, serve
+from skiplab.cli import train as train_cli
 
 app = typer.Typer(
     name="skiplab",
@@ -14,6 +15,9 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.command("serve")(serve.serve)
+app.command("train")(train_cli.train_cmd)
+app.add_typer(train_cli.runs_app, name="runs")
+app.add_typer(train_cli.experiment_app, name="experiment")
 
 
 def main() -> None:

@@ -1,0 +1,392 @@
+"""`skiplab train`, `skiplab runs list|show|export` and `skiplab experiment degradation|lesion|skip-types`.
+
+Thin adapters: parse the options, call `skiplab.train` / `skiplab.store`,
+render tables, JSON or a rich progress bar. No numerical logic lives here.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from skiplab.cli.common import console, err_console, print_json, print_table, user_errors
+from skiplab.store import RunStore
+from skiplab.train import PRESETS, TrainConfig, preset, train
+from skiplab.train import experiments as exp
+from skiplab.train.checkpoint import read_meta
+from skiplab.train.results import results_payload, shipped_path, write_results
+
+DEFAULT_STORE = Path("skiplab-runs.db")  # in the working directory, next to the user's run folders
+
+runs_app = typer.Typer(help="The run store: list, show and export stored runs.", no_args_is_help=True)
+experiment_app = typer.Typer(help="The experiments behind the explainer.", no_args_is_help=True)
+
+StoreOpt = Annotated[Path, typer.Option("--store", help="SQLite run store (created if missing).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _open_store(path: Path) -> RunStore:
+    with user_errors():
+        return RunStore(path)
+
+
+def _ints(option: str, text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{option} takes comma-separated integers, e.g. 20,56; got {text!r}") from None
+    if not values:
+        raise typer.BadParameter(f"{option} needs at least one integer")
+    return values
+
+
+def _fmt(x: float | None, digits: int = 4) -> str:
+    return "-" if x is None else f"{x:.{digits}g}"
+
+
+# ---------------------------------------------------------------- train
+
+
+def train_cmd(
+    model: Annotated[
+        str | None, typer.Option(help="Model: registered name or resconv20, plainconv56, resnet20, ...")
+    ] = None,
+    preset_name: Annotated[
+        str | None, typer.Option("--preset", help=f"Start from a preset: {', '.join(PRESETS)}.")
+    ] = None,
+    data: Annotated[str | None, typer.Option(help="digits | cifar10 | spirals | blobs | parity.")] = None,
+    data_root: Annotated[str | None, typer.Option(help="Folder of the CIFAR-10 binary release.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs to train.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate (per batch).")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", help="Batch size (global under torchrun).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed for weights, data order and augmentation.")] = None,
+    width: Annotated[int | None, typer.Option(help="Channels of the first stage / of a stack.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="constant | step | cosine.")] = None,
+    warmup: Annotated[float | None, typer.Option(help="Warm-up epochs.")] = None,
+    threads: Annotated[int | None, typer.Option(help="Torch threads (0: torch's default).")] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda.")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Folder for checkpoints (one per epoch, atomic).")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --run-dir from its checkpoint.")
+    ] = False,
+    store: StoreOpt = DEFAULT_STORE,
+    no_store: Annotated[bool, typer.Option("--no-store", help="Do not record the run.")] = False,
+    name: Annotated[str, typer.Option(help="A label stored with the run.")] = "",
+    json_: JsonOpt = False,
+) -> None:
+    """Train one network, store every epoch, checkpoint, and resume after a crash (works under torchrun)."""
+    overrides = {
+        "model": model,
+        "data": data,
+        "data_root": data_root,
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch,
+        "seed": seed,
+        "width": width,
+        "schedule": schedule,
+        "warmup_epochs": warmup,
+        "threads": threads,
+        "device": device,
+    }
+    with user_errors():
+        if resume:
+            if run_dir is None:
+                raise typer.BadParameter("--resume needs --run-dir, the folder that holds the checkpoint")
+            saved = TrainConfig.from_dict(read_meta(run_dir)["config"])
+            # On resume only the epochs (to extend a run), threads and device may change.
+            given = {k: v for k, v in overrides.items() if v is not None}
+            cfg = saved.replace(**{k: v for k, v in given.items() if k in ("epochs", "threads", "device")})
+            changed = sorted(
+                k for k, v in given.items() if k not in ("epochs", "threads", "device") and v != getattr(saved, k)
+            )
+            if changed:
+                raise ValueError(
+                    f"--resume keeps the checkpoint's config; these options differ from it: {', '.join(changed)}"
+                )
+        elif preset_name is not None:
+            cfg = preset(preset_name, **overrides)
+        else:
+            cfg = TrainConfig().replace(**{k: v for k, v in overrides.items() if v is not None})
+    run_store = None if no_store else _open_store(store)
+    quiet = json_ or not sys.stderr.isatty()
+    progress = Progress(
+        TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet,
+    )
+    task = progress.add_task("train", total=None, epoch=0, epochs=cfg.epochs, info="")
+
+    def on_step(step: int, steps: int) -> None:
+        progress.update(task, completed=step, total=steps)
+
+    def on_epoch(m) -> None:
+        info = f"loss {m.train_loss:.4f} err {m.train_error:.3f} held-out err {m.test_error:.3f}"
+        progress.update(task, epoch=m.epoch, info=info)
+        if quiet and not json_:
+            click.echo(f"epoch {m.epoch}/{cfg.epochs}: {info} ({m.seconds:.1f} s)", err=True)
+
+    with progress, user_errors():
+        result = train(
+            cfg, store=run_store, run_dir=run_dir, resume=resume, on_epoch=on_epoch, on_step=on_step, name=name
+        )
+    if json_:
+        print_json(result.to_dict())
+    else:
+        rows = [
+            [
+                e.epoch,
+                _fmt(e.train_loss),
+                _fmt(e.train_error, 3),
+                _fmt(e.test_loss),
+                _fmt(e.test_error, 3),
+                _fmt(e.lr, 3),
+                _fmt(e.grad_norm_mean, 3),
+                f"{e.seconds:.1f}",
+            ]
+            for e in result.epochs
+        ]
+        print_table(
+            f"run {result.run_id}: {cfg.model} on {cfg.data}, seed {cfg.seed} — {result.status}",
+            ["epoch", "train loss", "train err", "held-out loss", "held-out err", "lr", "grad norm", "s"],
+            rows,
+        )
+        if result.message:
+            console.print(result.message)
+    if result.status == "diverged":
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- runs
+
+
+@runs_app.command("list")
+def runs_list(
+    store: StoreOpt = DEFAULT_STORE,
+    status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    name: Annotated[str | None, typer.Option(help="Only runs whose name starts with this.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many, newest first.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Stored runs, newest first."""
+    s = _open_store(store)
+    with user_errors():
+        runs = s.list(status=status, name=name, limit=limit)
+    if json_:
+        print_json([r.to_dict() for r in runs])
+        return
+    print_table(
+        f"{len(runs)} runs in {store}",
+        ["id", "name", "model", "data", "seed", "status", "epochs", "best train loss"],
+        [[r.id, r.name, r.model, r.data, r.seed, r.status, r.epochs_done, _fmt(r.best_train_loss)] for r in runs],
+    )
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: Annotated[str, typer.Argument(help="A run id from `skiplab runs list`.")],
+    store: StoreOpt = DEFAULT_STORE,
+    json_: JsonOpt = False,
+) -> None:
+    """One run: its config, versions and every epoch."""
+    s = _open_store(store)
+    with user_errors():
+        run = s.get(run_id)
+    if json_:
+        print_json(run.to_dict())
+        return
+    console.print(
+        f"run {run.id} ({run.name or 'unnamed'}): {run.model} on {run.data}, seed {run.seed}, {run.status}"
+        + (f" — {run.message}" if run.message else "")
+    )
+    console.print(f"git {run.git_revision or '-'}; " + ", ".join(f"{k} {v}" for k, v in run.versions.items()))
+    print_table(
+        "epochs",
+        ["epoch", "train loss", "train err", "held-out loss", "held-out err", "lr", "s"],
+        [
+            [
+                e["epoch"],
+                _fmt(e["train_loss"]),
+                _fmt(e["train_error"], 3),
+                _fmt(e["test_loss"]),
+                _fmt(e["test_error"], 3),
+                _fmt(e["lr"], 3),
+                _fmt(e["seconds"], 3),
+            ]
+            for e in run.epochs
+        ],
+    )
+
+
+@runs_app.command("export")
+def runs_export(
+    run_ids: Annotated[list[str] | None, typer.Argument(help="Runs to export (default: all).")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+    fmt: Annotated[str, typer.Option("--format", help="csv | json.")] = "csv",
+    out: Annotated[Path | None, typer.Option(help="Write here instead of standard output.")] = None,
+) -> None:
+    """Export runs with their per-epoch metrics as CSV (one row per epoch) or JSON."""
+    if fmt not in ("csv", "json"):
+        raise typer.BadParameter(f"format must be one of csv, json; got {fmt!r}", param_hint="--format")
+    s = _open_store(store)
+    with user_errors():
+        if fmt == "csv":
+            text = s.export_csv(run_ids or None)
+        else:
+            import json
+
+            text = json.dumps(s.export_json(run_ids or None), indent=2) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        err_console.print(f"wrote {out}")
+
+
+# ---------------------------------------------------------------- experiments
+
+
+def _results_target(write_results_: bool, results_out: Path | None, name: str) -> Path | None:
+    if results_out is not None:
+        return results_out
+    return shipped_path(name) if write_results_ else None
+
+
+WriteOpt = Annotated[bool, typer.Option("--write-results", help="Write the shipped results file in the package.")]
+OutOpt = Annotated[Path | None, typer.Option("--results-out", help="Write the results file here instead.")]
+
+
+def _on_run(quiet: bool):
+    def report(name: str, run: dict) -> None:
+        if not quiet:
+            best = run["best_train_loss"]
+            err_console.print(f"  {name}: {run['status']}, best train loss {_fmt(best)} ({run['seconds']:.1f} s)")
+
+    return report
+
+
+@experiment_app.command("degradation")
+def degradation_cmd(
+    depths: Annotated[str, typer.Option(help="Comma-separated depths.")] = ",".join(
+        map(str, exp.DegradationConfig.depths)
+    ),
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = ",".join(
+        map(str, exp.DegradationConfig.seeds)
+    ),
+    epochs: Annotated[int, typer.Option()] = exp.DegradationConfig.epochs,
+    lr: Annotated[float, typer.Option()] = exp.DegradationConfig.lr,
+    warmup: Annotated[float, typer.Option()] = exp.DegradationConfig.warmup_epochs,
+    batch: Annotated[int, typer.Option("--batch")] = exp.DegradationConfig.batch_size,
+    width: Annotated[int, typer.Option()] = exp.DegradationConfig.width,
+    tolerance: Annotated[float, typer.Option(help="Training-loss difference counted as equal.")] = (
+        exp.DegradationConfig.tolerance
+    ),
+    workers: Annotated[int, typer.Option(help="Runs trained at once (processes).")] = exp.DegradationConfig.workers,
+    store: StoreOpt = DEFAULT_STORE,
+    write_results_: WriteOpt = False,
+    results_out: OutOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Plain vs residual nets at two or more depths on the digits: does deeper train worse?"""
+    cfg = exp.DegradationConfig(
+        depths=_ints("--depths", depths),
+        seeds=_ints("--seeds", seeds),
+        epochs=epochs,
+        lr=lr,
+        warmup_epochs=warmup,
+        batch_size=batch,
+        width=width,
+        tolerance=tolerance,
+        workers=workers,
+    )
+    with user_errors():
+        cfg.validate()
+        result = exp.degradation(cfg, store=_open_store(store), on_run=_on_run(json_))
+    target = _results_target(write_results_, results_out, "degradation")
+    if target is not None:
+        write_results(target, results_payload("degradation", sys.argv[1:], result.to_dict()))
+        err_console.print(f"wrote {target}")
+    if json_:
+        print_json(result.to_dict())
+        return
+    label = {"plain": "plain", "res": "residual"}
+    print_table(
+        f"degradation on {cfg.data}: best training loss per seed ({', '.join(map(str, cfg.seeds))}), "
+        f"{cfg.epochs} epochs, {result.wall_seconds:.0f} s",
+        ["net", "best train loss", "final train err", "final held-out err"],
+        [
+            [
+                f"{label[r.kind]}-{r.depth}",
+                " ".join(_fmt(v, 3) for v in r.best_train_loss),
+                " ".join(_fmt(v, 3) for v in r.final_train_error),
+                " ".join(_fmt(v, 3) for v in r.final_test_error),
+            ]
+            for r in result.rows
+        ],
+    )
+    print_table(
+        "deeper is better?",
+        ["net", "depths", "per seed", "verdict"],
+        [[label[c.kind], f"{c.deep} vs {c.shallow}", " ".join(c.outcomes), c.summary] for c in result.comparisons],
+    )
+    console.print(result.verdict)
+
+
+@experiment_app.command("skip-types")
+def skip_types_cmd(
+    skips: Annotated[str, typer.Option(help="Comma-separated skip types.")] = ",".join(exp.SkipTypesConfig.skips),
+    depth: Annotated[int, typer.Option()] = exp.SkipTypesConfig.depth,
+    width: Annotated[int, typer.Option()] = exp.SkipTypesConfig.width,
+    epochs: Annotated[int, typer.Option()] = exp.SkipTypesConfig.epochs,
+    lr: Annotated[float, typer.Option()] = exp.SkipTypesConfig.lr,
+    seed: Annotated[int, typer.Option()] = exp.SkipTypesConfig.seed,
+    workers: Annotated[int, typer.Option()] = exp.SkipTypesConfig.workers,
+    store: StoreOpt = DEFAULT_STORE,
+    write_results_: WriteOpt = False,
+    results_out: OutOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """A short training of each skip type at equal depth and width."""
+    cfg = exp.SkipTypesConfig(
+        skips=tuple(s.strip() for s in skips.split(",") if s.strip()),
+        depth=depth,
+        width=width,
+        epochs=epochs,
+        lr=lr,
+        seed=seed,
+        workers=workers,
+    )
+    with user_errors():
+        cfg.validate()
+        result = exp.skip_types(cfg, store=_open_store(store), on_run=_on_run(json_))
+    target = _results_target(write_results_, results_out, "skip_types")
+    if target is not None:
+        write_results(target, results_payload("skip_types", sys.argv[1:], result.to_dict()))
+        err_console.print(f"wrote {target}")
+    if json_:
+        print_json(result.to_dict())
+        return
+    print_table(
+        f"skip types: depth {cfg.depth}, width {cfg.width}, {cfg.epochs} epochs, seed {cfg.seed}",
+        ["skip", "params", "best train loss", "final train err", "final held-out err", "s"],
+        [
+            [
+                r["skip"],
+                f"{r['params']:,}",
+                _fmt(r["best_train_loss"]),
+                _fmt(r["final_train_error"], 3),
+                _fmt(r["final_test_error"], 3),
+                f"{r['seconds']:.1f}",
+            ]
+            for r in result.rows
+        ],
+    )
