@@ -1,20 +1,37 @@
-"""What a network costs: parameters, FLOPs and the activation memory kept for backward.
+"""What a network costs: parameters, FLOPs, activation memory and peak memory of a training step.
 
-FLOPs come from `torch.utils.flop_counter.FlopCounterMode`, which counts the
-multiply-adds of matmuls and convolutions as 2 FLOPs each (elementwise ops are
-not counted). Activation memory is measured, not estimated: every tensor that
-autograd saves for the backward pass during one training-mode forward is seen
-through `torch.autograd.graph.saved_tensors_hooks` and its storage counted
-once. Parameters (which autograd also saves) are excluded.
+- FLOPs: the multiply-adds of matmuls and convolutions, 2 FLOPs each
+  (elementwise ops are not counted), read off every aten op of a real forward
+  with PyTorch's own formulas (`torch.utils.flop_counter.flop_registry`).
+- Activation memory: every tensor that autograd saves for the backward pass
+  during one training-mode forward, seen through
+  `torch.autograd.graph.saved_tensors_hooks`, each storage counted once;
+  parameters (which autograd also saves) are excluded.
+- Peak memory: the most bytes of tensors alive at once during one
+  forward+backward (activations, gradients, temporaries; the parameters and
+  the input, which exist before the step, are not counted). Every tensor an op
+  creates is seen by a dispatch mode and followed until it is freed, so the
+  number is measured on any device, CPU included.
+
+`compare_skip_types` puts the skip connections of the zoo side by side at
+equal depth and width: identity and projection shortcuts (He et al. 2015),
+dense connections (Huang et al. 2017), highway gates (Srivastava et al. 2015),
+squeeze-and-excitation blocks (Hu et al. 2018) and none (a plain network).
 """
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import flop_registry
+
+from skiplab.nn.models import SKIP_TYPES, StackConfig, build_stack
+from skiplab.probes.common import check_int, choice, seeded, threads
 
 
 @dataclass(frozen=True)
@@ -23,6 +40,8 @@ class Cost:
     flops_per_example: int  # forward pass, 2 per multiply-add
     activation_bytes_per_example: int  # saved for backward, training mode, float32
     input_shape: tuple[int, ...]
+    batch: int = 2  # examples the measurement ran on
+    peak_bytes: int | None = None  # most bytes alive at once in a forward+backward of `batch` examples; None: not asked
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -37,30 +56,128 @@ def _storage_key(t: torch.Tensor) -> tuple[int, int]:
     return s.data_ptr(), s.nbytes()
 
 
-def saved_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
-    """Bytes of the distinct tensors autograd saves for backward in one forward of `x` (parameters excluded)."""
-    params = {_storage_key(p) for p in model.parameters()}
-    seen: dict[tuple[int, int], int] = {}
+class _SavedBytes:
+    """Inside `with`, adds up the distinct storages autograd saves for backward (parameters excluded)."""
 
-    def pack(t: torch.Tensor) -> torch.Tensor:
+    def __init__(self, model: nn.Module) -> None:
+        self._params = {_storage_key(p) for p in model.parameters()}
+        self._seen: dict[tuple[int, int], int] = {}
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda t: t)
+
+    def _pack(self, t: torch.Tensor) -> torch.Tensor:
         key = _storage_key(t)
-        if key not in params and key[0] != 0:
-            seen[key] = key[1]
+        if key not in self._params and key[0] != 0:
+            self._seen[key] = key[1]
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    @property
+    def bytes(self) -> int:
+        return sum(self._seen.values())
+
+    def __enter__(self) -> _SavedBytes:
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._hooks.__exit__(*exc)
+
+
+def saved_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the distinct tensors autograd saves for backward in one forward of `x` (parameters excluded)."""
+    with _SavedBytes(model) as saved:
         model(x)
-    return sum(seen.values())
+    return saved.bytes
+
+
+class OpMeter(TorchDispatchMode):
+    """Sees every aten op: adds up its FLOPs and follows the memory of the tensors it creates.
+
+    A storage is counted from the op that creates it until the last tensor on
+    it is freed (a weak reference per tensor; views share their storage's
+    count), so `peak_bytes` is the high-water mark of live tensor memory.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flops = 0
+        self.live_bytes = 0
+        self.peak_bytes = 0
+        self._refs: dict[int, list[int]] = {}  # storage address -> [tensors alive on it, its bytes]
+        self._watch: set[weakref.ref] = set()  # the weak references themselves must stay alive
+
+    def _released(self, ref: weakref.ref, key: int) -> None:
+        self._watch.discard(ref)
+        entry = self._refs[key]
+        entry[0] -= 1
+        if entry[0] == 0:
+            del self._refs[key]
+            self.live_bytes -= entry[1]
+
+    def _follow(self, t: torch.Tensor) -> None:
+        storage = t.untyped_storage()
+        key = storage.data_ptr()
+        if key == 0:
+            return
+        entry = self._refs.get(key)
+        if entry is None:
+            nbytes = storage.nbytes()
+            self._refs[key] = [1, nbytes]
+            self.live_bytes += nbytes
+        else:
+            entry[0] += 1
+        self._watch.add(weakref.ref(t, lambda ref, key=key: self._released(ref, key)))
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None and torch._C._current_autograd_node() is None:
+            self.flops += int(formula(*args, **kwargs, out_val=out))
+        if isinstance(out, torch.Tensor):
+            self._follow(out)
+        elif isinstance(out, (tuple, list)):
+            for t in tree_flatten(out)[0]:
+                if isinstance(t, torch.Tensor):
+                    self._follow(t)
+        self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+        return out
 
 
 def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    """FLOPs of one forward of `x` (the whole batch), 2 per multiply-add."""
+    with torch.no_grad(), OpMeter() as meter:
         model(x)
-    return counter.get_total_flops()
+    return meter.flops
 
 
-def measure_cost(model: nn.Module, input_shape: tuple[int, ...], batch: int = 2) -> Cost:
-    """Cost of one example, measured on a batch of `batch` (BatchNorm needs more than one in training mode)."""
+def peak_step_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """Peak bytes of tensors alive during one forward+backward of `x` (loss: the sum of the outputs).
+
+    The model is used in its current mode; BatchNorm statistics and `.grad`
+    are left as they were (gradients are taken with `torch.autograd.grad`).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    buffers = list(model.buffers())
+    saved = [b.clone() for b in buffers]
+    try:
+        with torch.enable_grad(), OpMeter() as meter:
+            out = model(x)
+            loss = out.float().sum()
+            grads = torch.autograd.grad(loss, params, allow_unused=True) if params else ()
+            del out, loss, grads
+    finally:
+        with torch.no_grad():
+            for b, s in zip(buffers, saved):
+                b.copy_(s)
+    return meter.peak_bytes
+
+
+def measure_cost(model: nn.Module, input_shape: tuple[int, ...], batch: int = 2, *, peak: bool = False) -> Cost:
+    """Cost of one example, measured on a batch of `batch` (BatchNorm needs more than one in training mode).
+
+    peak: also run a forward+backward and report its peak memory (`Cost.peak_bytes`, for the whole batch).
+    """
+    check_int("batch", batch, 2, 4096)
     was_training = model.training
     x = torch.randn(batch, *input_shape)
     try:
@@ -68,6 +185,89 @@ def measure_cost(model: nn.Module, input_shape: tuple[int, ...], batch: int = 2)
         flops = forward_flops(model, x)
         model.train()
         act = saved_activation_bytes(model, x.requires_grad_(False))
+        peak_bytes = peak_step_bytes(model, x) if peak else None
     finally:
         model.train(was_training)
-    return Cost(count_params(model), flops // batch, act // batch, tuple(input_shape))
+    return Cost(count_params(model), flops // batch, act // batch, tuple(input_shape), batch, peak_bytes)
+
+
+# ------------------------------------------------------------------ skip types side by side
+
+
+@dataclass(frozen=True)
+class SkipTypeRow:
+    skip: str  # identity | projection | dense | highway | se | none
+    params: int
+    flops_per_example: int  # forward, 2 per multiply-add
+    activation_bytes_per_example: int  # saved for backward
+    peak_bytes: int  # one forward+backward of the batch
+    grad_norms: tuple[float, ...]  # |dL/d(block input)| per block, input to output
+    grad_summary: dict  # FlowSummary.to_dict() of grad_norms
+
+
+@dataclass(frozen=True)
+class SkipTypeComparison:
+    depth: int
+    width: int
+    input_shape: tuple[int, ...]
+    batch: int
+    rows: tuple[SkipTypeRow, ...]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+COMPARED_SKIPS: tuple[str, ...] = ("identity", "projection", "dense", "highway", "se", "none")
+
+
+def compare_skip_types(
+    depth: int = 8,
+    width: int = 16,
+    size: int = 8,
+    batch: int = 8,
+    activation: str = "relu",
+    norm: str = "batch",
+    skips: tuple[str, ...] = COMPARED_SKIPS,
+    seed: int = 0,
+) -> SkipTypeComparison:
+    """Parameters, FLOPs, activation and peak memory, and gradient flow of every skip type.
+
+    Each is a conv stack (`StackConfig(depth, width, skip, in_shape=(3, size, size))`)
+    at the same depth and width, initialised from the same seed and measured
+    on the same synthetic batch. depth 1..200, width 1..256, size 1..64,
+    batch 2..256. A dense stack's input grows by `width` channels per layer,
+    which is where its cost comes from.
+    """
+    from skiplab.probes.gradflow import _probe, synthetic_batch  # gradflow imports this module
+
+    check_int("depth", depth, 1, 200)
+    check_int("width", width, 1, 256)
+    check_int("size", size, 1, 64)
+    check_int("batch", batch, 2, 256)
+    check_int("seed", seed, 0, 2**31 - 1)
+    if isinstance(skips, str) or not skips:
+        raise ValueError(f"skips must be a non-empty tuple of {', '.join(SKIP_TYPES)}; got {skips!r}")
+    for s in skips:
+        choice("skip", s, SKIP_TYPES)
+    rows = []
+    for skip in skips:
+        cfg = StackConfig(depth, width, skip, activation, norm, "he", False, (3, size, size)).validate()
+        with seeded(seed):
+            model = build_stack(cfg).train()
+        x, y = synthetic_batch(cfg, batch, seed)
+        # One metered training step gives forward FLOPs, saved activations, peak memory and gradient flow.
+        # Small images: one thread is as fast and does not stall under load.
+        with threads(1), OpMeter() as meter, _SavedBytes(model) as saved:
+            flow = _probe(model, x, y, None, "cross_entropy", restore_buffers=False)
+        rows.append(
+            SkipTypeRow(
+                skip=skip,
+                params=count_params(model),
+                flops_per_example=meter.flops // batch,
+                activation_bytes_per_example=saved.bytes // batch,
+                peak_bytes=meter.peak_bytes,
+                grad_norms=tuple(la.input_grad_norm for la in flow.layers),
+                grad_summary=flow.summary.to_dict(),
+            )
+        )
+    return SkipTypeComparison(depth, width, (3, size, size), batch, tuple(rows))

@@ -1,0 +1,336 @@
+"""Gradient flow: how large the loss gradient is at every layer of a real network.
+
+One forward and one backward pass of a batch give, for each probed layer (a
+block of a `SkipNet`, or any modules chosen by type or name pattern), the norm
+of dL/d(layer input) and the norm of dL/d(layer weights), in forward order.
+This is the measurement behind the vanishing/exploding-gradient story (Bengio
+et al. 1994; Glorot & Bengio 2010) and behind the claim of He et al. 2016
+("Identity Mappings in Deep Residual Networks", eq. 5) that an identity
+shortcut carries the gradient straight back: dL/dx_l = dL/dx_L · (1 + d/dx_l Σ F).
+
+Measured at initialisation, the story is not the folk one: a plain BatchNorm
+MLP's gradient grows toward the input (it does not vanish), a plain sigmoid
+stack's gradient does vanish, and the pre-activation residual stack keeps it
+near constant. `stack_gradient_flow` shows this on the zoo's stacks.
+
+Norms are Frobenius norms over the whole batch. Gradients are taken with
+`torch.autograd.grad` from one backward pass; no `.grad` is written and the
+model's BatchNorm statistics are restored, so probing leaves the model as it
+was.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from skiplab.nn.models import SkipNet, StackConfig, build_stack
+from skiplab.probes.common import check_int, choice, finite, flush_denormals, seeded, threads
+
+LOSSES: tuple[str, ...] = ("auto", "cross_entropy", "mse")
+MAX_DEPTH = 1000  # the zoo stacks a probe builds: 1..1000 layers
+MAX_WIDTH = 1024
+MAX_BATCH = 1024
+
+ModuleChoice = type[nn.Module] | tuple[type[nn.Module], ...] | str | None
+
+
+@dataclass(frozen=True)
+class LayerGradient:
+    name: str  # qualified module name, as in model.named_modules()
+    input_grad_norm: float  # |dL/d(input of the layer)|, Frobenius norm over the batch
+    weight_grad_norm: float  # |dL/d(parameters of the layer)|, all its parameters together (0 if it has none)
+    params: int  # parameters of the layer
+
+
+@dataclass(frozen=True)
+class FlowSummary:
+    """Statistics of one list of gradient norms, listed from input to output."""
+
+    count: int
+    min: float
+    max: float
+    variance: float  # of the norms themselves
+    log10_variance: float  # of log10(norm): scale-free spread, 0 when every layer sees the same norm
+    first_last_ratio: float  # first layer's norm / last layer's: >1 grows toward the input, <1 vanishes
+    growth_per_layer: float  # (first/last)^(1/(count-1)): the factor each layer multiplies the gradient by, backward
+
+    def to_dict(self) -> dict:
+        return {k: _json(v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class GradientFlow:
+    layers: tuple[LayerGradient, ...]  # in forward order
+    summary: FlowSummary  # of the input-gradient norms
+    weight_summary: FlowSummary  # of the weight-gradient norms (layers with parameters)
+    loss: float
+
+    def to_dict(self) -> dict:
+        return {
+            "layers": [{k: _json(v) for k, v in asdict(la).items()} for la in self.layers],
+            "summary": self.summary.to_dict(),
+            "weight_summary": self.weight_summary.to_dict(),
+            "loss": finite(self.loss),
+        }
+
+
+def _json(v):
+    return finite(v) if isinstance(v, float) else v
+
+
+def summarize(norms: list[float]) -> FlowSummary:
+    """min, max, variance, variance of log10, first/last ratio and per-layer growth of `norms` (input→output)."""
+    n = len(norms)
+    if n == 0:
+        nan = float("nan")
+        return FlowSummary(0, nan, nan, nan, nan, nan, nan)
+    mean = sum(norms) / n
+    variance = sum((v - mean) ** 2 for v in norms) / n
+    logs = [math.log10(v) for v in norms if v > 0]
+    log_mean = sum(logs) / len(logs) if logs else float("nan")
+    log_var = sum((v - log_mean) ** 2 for v in logs) / len(logs) if logs else float("nan")
+    first, last = norms[0], norms[-1]
+    ratio = first / last if last > 0 else (float("inf") if first > 0 else float("nan"))
+    # Geometric mean of the layer-to-layer ratios (equal to (first/last)^(1/(n-1)) when no norm is 0).
+    # Pairs where float32 underflowed to 0 are left out, so a vanishing stack still reports its rate.
+    steps = [math.log(a / b) for a, b in zip(norms, norms[1:]) if a > 0 and b > 0]
+    growth = math.exp(sum(steps) / len(steps)) if steps else (1.0 if n == 1 else float("nan"))
+    return FlowSummary(n, min(norms), max(norms), variance, log_var, ratio, growth)
+
+
+# ------------------------------------------------------------------ choosing the probed modules
+
+
+def select_modules(model: nn.Module, modules: ModuleChoice = None) -> list[tuple[str, nn.Module]]:
+    """The modules a probe looks at, by qualified name.
+
+    None: the blocks of a `SkipNet` (its `named_blocks()`), or the model's
+    direct children for any other module. A type or tuple of types: every
+    submodule of that type. A string: every submodule whose qualified name
+    matches the regular expression (`re.fullmatch`).
+    """
+    if modules is None:
+        found = model.named_blocks() if isinstance(model, SkipNet) else list(model.named_children())
+    elif isinstance(modules, str):
+        try:
+            pattern = re.compile(modules)
+        except re.error as e:
+            raise ValueError(f"modules: {modules!r} is not a valid regular expression ({e})") from None
+        found = [(n, m) for n, m in model.named_modules() if n and pattern.fullmatch(n)]
+    elif isinstance(modules, type) or (isinstance(modules, tuple) and all(isinstance(t, type) for t in modules)):
+        found = [(n, m) for n, m in model.named_modules() if n and isinstance(m, modules)]
+    else:
+        raise ValueError(f"modules must be None, a module type, a tuple of types or a name pattern; got {modules!r}")
+    if not found:
+        raise ValueError(f"modules: {modules!r} selects no submodule of {type(model).__name__}")
+    return found
+
+
+# ------------------------------------------------------------------ loss
+
+
+def compute_loss(out: torch.Tensor, y: torch.Tensor, loss: str = "auto") -> torch.Tensor:
+    """Cross-entropy for integer labels, mean squared error for float targets (`auto`), with shape checks."""
+    choice("loss", loss, LOSSES)
+    if not isinstance(out, torch.Tensor):
+        raise ValueError(f"loss: the model must return one tensor; it returned {type(out).__name__}")
+    if loss == "auto":
+        loss = "mse" if y.is_floating_point() else "cross_entropy"
+    if loss == "cross_entropy":
+        if out.dim() != 2 or y.dim() != 1 or y.shape[0] != out.shape[0] or y.is_floating_point():
+            raise ValueError(
+                "loss: cross_entropy needs a model output of shape (batch, classes) and integer labels of shape "
+                f"(batch,); got output {tuple(out.shape)} and y {tuple(y.shape)} ({y.dtype})"
+            )
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= out.shape[1]:
+            classes = out.shape[1]
+            raise ValueError(f"y: labels must be in 0..{classes - 1} for {classes} classes; got {low}..{high}")
+        return F.cross_entropy(out, y)
+    if out.shape != y.shape:
+        raise ValueError(f"loss: mse needs y of the output's shape {tuple(out.shape)}; got {tuple(y.shape)}")
+    return F.mse_loss(out, y.to(out.dtype))
+
+
+# ------------------------------------------------------------------ the probe
+
+
+def auto_threads(x: torch.Tensor) -> int:
+    """Intra-op threads for one probe, chosen by workload.
+
+    Small tensors (an MLP of width 64: ~0.2 ms of dispatch overhead per
+    layer) gain nothing from a second thread, and when another process holds
+    a core a two-thread call can stall 10-60x while a one-thread call stays
+    within ~1.3x; so only image batches large enough to keep two cores busy
+    use them all.
+    """
+    big = x.dim() >= 4 and x.numel() >= 16 * 3 * 32 * 32
+    return torch.get_num_threads() if big else 1
+
+
+def _forward_with_inputs(
+    model: nn.Module, x: torch.Tensor, targets: list[tuple[str, nn.Module]], modules: ModuleChoice
+) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+    """Run the model once and keep the input tensor of every target module (first call)."""
+    if modules is None and isinstance(model, SkipNet) and type(model).forward is SkipNet.forward:
+        # A SkipNet's forward is stem → blocks → head: walk it in the open, no hooks needed.
+        h = model.forward_stem(x)
+        inputs: list[torch.Tensor | None] = []
+        for _, block in targets:
+            if not h.requires_grad:
+                h = h.detach().requires_grad_()
+            inputs.append(h)
+            h = block(h)
+        return model.forward_head(h), inputs
+    index = {id(m): i for i, (_, m) in enumerate(targets)}
+    inputs = [None] * len(targets)
+
+    def keep_input(module: nn.Module, args: tuple) -> tuple | None:
+        i = index[id(module)]
+        if inputs[i] is not None or not args or not isinstance(args[0], torch.Tensor):
+            return None
+        first = args[0]
+        if not first.requires_grad and first.is_floating_point():
+            first = first.detach().requires_grad_()
+            inputs[i] = first
+            return (first, *args[1:])
+        inputs[i] = first
+        return None
+
+    handles = [m.register_forward_pre_hook(keep_input) for _, m in targets]
+    try:
+        out = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return out, inputs
+
+
+def _probe(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    modules: ModuleChoice,
+    loss: str,
+    restore_buffers: bool,
+) -> GradientFlow:
+    targets = select_modules(model, modules)
+    buffers = [b for b in model.buffers()] if restore_buffers and model.training else []
+    saved = [b.clone() for b in buffers]
+    try:
+        with torch.enable_grad():
+            out, inputs = _forward_with_inputs(model, x, targets, modules)
+            value = compute_loss(out, y, loss)
+            per_layer = _parameters_by_target(model, targets)
+            params = [p for ps in per_layer for p in ps]
+            seen = [t for t in inputs if t is not None and t.requires_grad]
+            grads = torch.autograd.grad(value, seen + params, allow_unused=True)
+            value = value.detach()
+    finally:
+        with torch.no_grad():
+            for b, s in zip(buffers, saved):
+                b.copy_(s)
+    norms = [0.0 if g is None else v for g, v in zip(grads, _norms(grads))]
+    input_norms = iter(norms[: len(seen)])
+    param_norms = iter(norms[len(seen) :])
+    layers = []
+    for (name, _), t, ps in zip(targets, inputs, per_layer):
+        in_norm = next(input_norms) if t is not None and t.requires_grad else float("nan")
+        w_norm = math.sqrt(sum(next(param_norms) ** 2 for _ in ps))
+        layers.append(LayerGradient(name, in_norm, w_norm, sum(p.numel() for p in ps)))
+    input_norms_list = [la.input_grad_norm for la in layers if not math.isnan(la.input_grad_norm)]
+    weight_norms = [la.weight_grad_norm for la in layers if la.params]
+    return GradientFlow(tuple(layers), summarize(input_norms_list), summarize(weight_norms), value.item())
+
+
+def _parameters_by_target(model: nn.Module, targets: list[tuple[str, nn.Module]]) -> list[list[nn.Parameter]]:
+    """Each target's trainable parameters, from one walk over the model (not one walk per target)."""
+    index = {name: i for i, (name, _) in enumerate(targets)}
+    out: list[list[nn.Parameter]] = [[] for _ in targets]
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        parts = name.split(".")
+        for k in range(1, len(parts)):
+            i = index.get(".".join(parts[:k]))
+            if i is not None:
+                out[i].append(p)
+    return out
+
+
+def _norms(grads: tuple[torch.Tensor | None, ...]) -> list[float]:
+    """Every norm in one vectorised call and one copy to Python (not one `.item()` per layer)."""
+    present = [g for g in grads if g is not None]
+    values = iter(torch.stack(torch._foreach_norm(present)).double().tolist() if present else [])
+    return [next(values) if g is not None else 0.0 for g in grads]
+
+
+def gradient_flow(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    modules: ModuleChoice = None,
+    loss: str = "auto",
+    num_threads: int | None = None,
+) -> GradientFlow:
+    """Per-layer gradient norms of one real forward+backward pass of `model` on (x, y).
+
+    modules: None probes a `SkipNet`'s blocks (or a plain module's direct
+    children); a type or tuple of types, or a regular expression matched
+    against qualified names, probes those submodules of any `nn.Module` (a
+    torchvision ResNet: `modules=BasicBlock` or `modules=r"layer\\d\\.\\d+"`).
+    loss: auto (cross-entropy for integer labels, MSE for float targets),
+    cross_entropy or mse. The model is used in its current train/eval mode;
+    BatchNorm running statistics are restored afterwards. num_threads: intra-op
+    threads (None: chosen by `auto_threads`).
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise ValueError("x and y must be tensors")
+    choice("loss", loss, LOSSES)
+    n = auto_threads(x) if num_threads is None else check_int("num_threads", num_threads, 1, 256)
+    with threads(n), flush_denormals():
+        return _probe(model, x, y, modules, loss, restore_buffers=True)
+
+
+def synthetic_batch(cfg: StackConfig, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Standard-normal inputs of the stack's input shape and uniform random labels (probes never load data)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, *cfg.in_shape, generator=g)
+    y = torch.randint(0, cfg.num_classes, (batch,), generator=g)
+    return x, y
+
+
+def check_stack(cfg: StackConfig) -> StackConfig:
+    """A zoo stack a probe may build: the config's own checks plus the probes' size limits."""
+    if not isinstance(cfg, StackConfig):
+        raise ValueError(f"cfg must be a StackConfig; got {type(cfg).__name__}")
+    check_int("depth", cfg.depth, 1, MAX_DEPTH)
+    check_int("width", cfg.width, 1, MAX_WIDTH)
+    return cfg.validate()
+
+
+def stack_gradient_flow(cfg: StackConfig, batch: int = 64, seed: int = 0) -> GradientFlow:
+    """Gradient flow of a freshly initialised zoo stack (`build_stack(cfg)`) in training mode.
+
+    The network and a synthetic batch are both drawn from `seed`, so a result
+    is reproducible and the caller's random state is untouched. depth 1..1000,
+    width 1..1024, batch 2..1024 (BatchNorm needs two examples).
+    """
+    check_stack(cfg)
+    check_int("batch", batch, 2, MAX_BATCH)
+    check_int("seed", seed, 0, 2**31 - 1)
+    with seeded(seed):
+        model = build_stack(cfg)
+    x, y = synthetic_batch(cfg, batch, seed)
+    with threads(auto_threads(x)), flush_denormals():
+        # A fresh model is thrown away afterwards: no need to restore its BatchNorm statistics.
+        return _probe(model.train(), x, y, None, "cross_entropy", restore_buffers=False)
