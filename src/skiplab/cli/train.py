@@ -139,6 +139,8 @@ def train_cmd(
         result = train(
             cfg, store=run_store, run_dir=run_dir, resume=resume, on_epoch=on_epoch, on_step=on_step, name=name
         )
+    if result.rank != 0:
+        return  # under torchrun, rank 0 reports for all
     if json_:
         print_json(result.to_dict())
     else:

@@ -61,6 +61,22 @@ def all_reduce_sum(values: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     return values
 
 
+@torch.no_grad()
+def average_buffers(model: nn.Module, ctx: DistContext) -> None:
+    """Average floating-point buffers (BatchNorm running statistics) over ranks.
+
+    DDP keeps parameters identical on every rank, but each rank updates its BN
+    running statistics from its own shard; averaging them before evaluation
+    and checkpointing makes every rank hold the same network.
+    """
+    if not ctx.enabled:
+        return
+    for buf in model.buffers():
+        if buf.is_floating_point():
+            dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+            buf.div_(ctx.world_size)
+
+
 def gather(value: object, ctx: DistContext) -> list:
     """`value` from every rank, in rank order."""
     if not ctx.enabled:

@@ -71,6 +71,7 @@ class RunResult:
     versions: dict
     git_revision: str | None
     resumed_from: int = 0  # epochs that came from a checkpoint
+    rank: int = 0  # this process's rank under torchrun (0 otherwise): only rank 0 stores and checkpoints
     rank_checksums: list[str] = field(default_factory=list)  # SHA-256 of each rank's final weights (torchrun)
     model: nn.Module | None = field(default=None, repr=False, compare=False)  # the trained network, not serialised
 
@@ -92,6 +93,7 @@ class RunResult:
             "versions": self.versions,
             "git_revision": self.git_revision,
             "resumed_from": self.resumed_from,
+            "rank": self.rank,
             "rank_checksums": self.rank_checksums,
             "best_train_loss": self.best_train_loss,
         }
@@ -245,6 +247,8 @@ def _train(cfg, on_epoch, should_stop, store, run_dir, resume, run_id, name, on_
     t_start = time.perf_counter()
     device = resolve_device(cfg.device)
     data = load_dataset(cfg.data, seed=cfg.seed, root=cfg.data_root, held_out=cfg.held_out)
+    if not resume and run_dir is not None and checkpoint.has_checkpoint(run_dir):
+        raise ValueError(f"run folder {str(run_dir)!r} already holds a checkpoint: resume it or choose another folder")
     ckpt = checkpoint.load_checkpoint(run_dir) if resume else None
     if ckpt is not None:
         diff = _config_differences(ckpt.meta["config"], cfg)
@@ -320,6 +324,7 @@ def _train(cfg, on_epoch, should_stop, store, run_dir, resume, run_id, name, on_
                     on_step(i + 1, len(batches))
             if status != "completed":
                 break
+            distributed.average_buffers(model, ctx)
             test_loss, test_error = evaluate(model, data, device, ctx, channels_last)
             gn = torch.stack(norms)
             seconds = time.perf_counter() - t0
@@ -372,6 +377,7 @@ def _train(cfg, on_epoch, should_stop, store, run_dir, resume, run_id, name, on_
         versions=vers,
         git_revision=rev,
         resumed_from=start_epoch,
+        rank=ctx.rank,
         rank_checksums=checksums,
         model=model,
     )
