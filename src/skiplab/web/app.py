@@ -8,17 +8,20 @@ the library's `to_dict()` as typed JSON. Nothing here computes a number.
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
 
 from skiplab.web.article import STATIC_DIR, plotly_js_path, plotly_js_version, render_article, static_version
+from skiplab.web.deps import ComputeEngine
 from skiplab.web.jobs import JobManager
-from skiplab.web.routers import anatomy, gradflow, jobs, pages, pitfalls
+from skiplab.web.routers import anatomy, bypass, gradflow, jobs, pages, paths, pitfalls, results, skip_types
 from skiplab.web.settings import WebSettings
 
 
@@ -44,12 +47,41 @@ def _readable(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+def default_views() -> list[tuple[Callable[[Any], Any], BaseModel]]:
+    """Every widget's default computation: what the article asks for the moment it opens."""
+    return [
+        (bypass.bypass, bypass.BypassQuery()),
+        (anatomy.anatomy_of, anatomy.AnatomyQuery()),
+        (gradflow.gradient_highway, gradflow.GradFlowQuery()),
+        (skip_types.skip_types, skip_types.SkipTypesQuery()),
+        (paths.paths, paths.PathsQuery()),
+        (pitfalls.shortcut_outcome, pitfalls.ShortcutQuery()),
+        (pitfalls.post_vs_pre, pitfalls.PreactQuery()),
+        (pitfalls.dense_memory, pitfalls.DenseQuery()),
+    ]
+
+
+def warm_up(engine: ComputeEngine, stop: threading.Event) -> None:
+    """Compute the default views once at start-up (first torch calls are slow), so the page opens fast."""
+    for fn, query in default_views():
+        if stop.is_set():
+            return
+        try:
+            engine.call(fn, query)
+        except Exception:  # a failing view reports its error when the page asks for it
+            continue
+
+
 def create_app(settings: WebSettings | None = None) -> FastAPI:
     settings = settings or WebSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        if settings.warm_up:
+            threading.Thread(target=warm_up, args=(app.state.engine, stop), name="warm-up", daemon=True).start()
         yield
+        stop.set()
         app.state.jobs.shutdown()  # cancel live training so the process can exit
 
     app = FastAPI(
@@ -59,7 +91,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         version="0.1.0",
     )
     app.state.settings = settings
-    app.state.torch_lock = threading.Lock()
+    app.state.engine = ComputeEngine(settings.cache_size)
     app.state.jobs = JobManager(settings)
 
     static_url = f"/static/{static_version()}"
@@ -72,7 +104,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
 
     app.include_router(pages.router)
     app.include_router(pages.plotly_route(plotly_url, str(plotly_js_path()), settings.static_max_age_s))
-    for module in (anatomy, gradflow, pitfalls, jobs):
+    for module in (bypass, anatomy, gradflow, skip_types, paths, pitfalls, results, jobs):
         app.include_router(module.router, prefix="/api")
     app.mount(static_url, CachedStatic(directory=STATIC_DIR, max_age=settings.static_max_age_s), name="static")
 

@@ -12,6 +12,8 @@ class CostOut(BaseModel):
     flops_per_example: int = Field(description="Forward pass, 2 FLOPs per multiply-add.")
     activation_bytes_per_example: int = Field(description="Saved for backward in training mode, float32.")
     input_shape: list[int]
+    batch: int = Field(2, description="Examples the measurement ran on.")
+    peak_bytes: int | None = Field(None, description="Peak bytes of one forward+backward of the batch, if measured.")
 
 
 class LayerGradientOut(BaseModel):

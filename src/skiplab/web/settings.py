@@ -22,4 +22,6 @@ class WebSettings:
     max_job_depth: int = 110  # layers of a live-trained digits net
     job_keep: int = 16  # finished jobs remembered (their curves can still be streamed)
     cancel_grace_s: float = 2.0  # a cancelled job stops within this (the trainer polls every batch)
+    cache_size: int = 256  # answers remembered (every probe is seeded: same settings, same numbers); 0 = none
+    warm_up: bool = True  # compute every widget's default view when the server starts
     static_max_age_s: int = 31_536_000  # plotly.js and our JS/CSS carry a version in their URL: cache for a year

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from skiplab.probes.anatomy import block_anatomy
-from skiplab.web.deps import UNPROCESSABLE, TorchLock, compute
+from skiplab.web.deps import UNPROCESSABLE, Engine
 
 router = APIRouter(tags=["block anatomy"])
 
@@ -89,5 +89,5 @@ def anatomy_of(q: AnatomyQuery) -> AnatomyOut:
 
 
 @router.get("/anatomy", response_model=AnatomyOut, responses=UNPROCESSABLE, summary="Norms inside one residual block")
-async def anatomy(q: Annotated[AnatomyQuery, Query()], lock: TorchLock) -> AnatomyOut:
-    return await compute(lock, anatomy_of, q)
+async def anatomy(q: Annotated[AnatomyQuery, Query()], engine: Engine) -> AnatomyOut:
+    return await engine.run(anatomy_of, q)

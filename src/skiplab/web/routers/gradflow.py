@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from skiplab.nn import StackConfig
 from skiplab.probes.gradflow import stack_gradient_flow
-from skiplab.web.deps import UNPROCESSABLE, TorchLock, compute
+from skiplab.web.deps import UNPROCESSABLE, Engine
 from skiplab.web.schemas import GradientFlowOut
 
 router = APIRouter(tags=["gradient flow"])
@@ -85,5 +85,5 @@ def gradient_highway(q: GradFlowQuery) -> GradFlowOut:
 
 
 @router.get("/gradflow", response_model=GradFlowOut, responses=UNPROCESSABLE, summary="Plain vs residual gradient flow")
-async def gradflow(q: Annotated[GradFlowQuery, Query()], lock: TorchLock) -> GradFlowOut:
-    return await compute(lock, gradient_highway, q)
+async def gradflow(q: Annotated[GradFlowQuery, Query()], engine: Engine) -> GradFlowOut:
+    return await engine.run(gradient_highway, q)

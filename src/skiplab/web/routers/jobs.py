@@ -1,7 +1,8 @@
 """Live training: a job with an id — start it, stream its epochs as server-sent events, cancel it.
 
-The work is `skiplab.train.train` on the embedded digits data (the degradation
-experiment's recipe, `preset("digits")`), in a worker thread of the
+The work is `skiplab.train.train` on the embedded digits data with exactly the
+recipe of the shipped degradation runs (`DegradationConfig().train_config`),
+so a live curve can be laid over the stored ones; it runs in a worker thread of the
 `JobManager`; each finished epoch is streamed as an `epoch` event and the end
 as an `end` event.
 """
@@ -17,7 +18,8 @@ from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from skiplab.train import preset, train
+from skiplab.train import train
+from skiplab.train.experiments import DegradationConfig
 from skiplab.web.deps import NOT_FOUND, UNPROCESSABLE, Problem, Settings
 from skiplab.web.jobs import Job, JobManager, TooManyJobs, UnknownJob
 
@@ -30,7 +32,7 @@ TOO_MANY = {429: {"model": Problem, "description": "Every live-training slot is 
 class JobRequest(BaseModel):
     depth: int = Field(56, ge=2, le=110, description="Conv layers of the digits net.")
     skip: Literal["none", "identity"] = Field("none", description="none: plain; identity: residual.")
-    epochs: int = Field(8, ge=1, le=30, description="Epochs to train (the server may bound this lower).")
+    epochs: int = Field(10, ge=1, le=30, description="Epochs to train (the server may bound this lower).")
     seed: int = Field(0, ge=0, le=2**31 - 1)
 
 
@@ -60,10 +62,11 @@ def json_safe(metrics: dict) -> dict:
 
 
 def training_work(req: JobRequest):
-    """The job's work: the digits recipe on a plain or residual conv net, one thread, streaming each epoch."""
-    family = "res" if req.skip == "identity" else "plain"
-    cfg = preset("digits").replace(
-        model=f"{family}conv{req.depth}", epochs=req.epochs, seed=req.seed, device="cpu", threads=1
+    """The job's work: the degradation recipe on a plain or residual conv net, one thread, streaming each epoch."""
+    kind = "res" if req.skip == "identity" else "plain"
+    # One torch thread: the widgets' probes keep the other core while a job trains.
+    cfg = (
+        DegradationConfig().train_config(kind, req.depth, req.seed).replace(epochs=req.epochs, device="cpu", threads=1)
     )
 
     def work(on_epoch, should_stop) -> tuple[str, str]:

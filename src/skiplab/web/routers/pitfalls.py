@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from skiplab.nn import ShapeMismatchError, StackConfig, build_stack, make_shortcut
 from skiplab.probes import measure_cost
 from skiplab.probes.gradflow import stack_gradient_flow
-from skiplab.web.deps import UNPROCESSABLE, TorchLock, compute
+from skiplab.web.deps import UNPROCESSABLE, Engine
 from skiplab.web.schemas import CostOut, GradientFlowOut
 
 router = APIRouter(prefix="/pitfalls", tags=["pitfalls"])
@@ -49,13 +49,13 @@ def shortcut_outcome(q: ShortcutQuery) -> ShortcutOut:
 
 
 @router.get("/shortcut", response_model=ShortcutOut, responses=UNPROCESSABLE, summary="Build a shortcut across a shape")
-async def shortcut(q: Annotated[ShortcutQuery, Query()], lock: TorchLock) -> ShortcutOut:
-    return await compute(lock, shortcut_outcome, q)
+async def shortcut(q: Annotated[ShortcutQuery, Query()], engine: Engine) -> ShortcutOut:
+    return await engine.run(shortcut_outcome, q)
 
 
 class DenseQuery(BaseModel):
     width: int = Field(16, ge=1, le=64, description="Channels of the stack; the growth rate of the dense one.")
-    max_depth: int = Field(16, ge=2, le=64, description="Deepest stack measured (depths 1, 2, 4, ... up to it).")
+    max_depth: int = Field(8, ge=2, le=32, description="Deepest stack measured (depths 1, 2, 4, ... up to it).")
 
 
 class DensePoint(BaseModel):
@@ -85,8 +85,8 @@ def dense_memory(q: DenseQuery) -> DenseOut:
 
 
 @router.get("/dense-memory", response_model=DenseOut, responses=UNPROCESSABLE, summary="Dense memory growth with depth")
-async def dense(q: Annotated[DenseQuery, Query()], lock: TorchLock) -> DenseOut:
-    return await compute(lock, dense_memory, q)
+async def dense(q: Annotated[DenseQuery, Query()], engine: Engine) -> DenseOut:
+    return await engine.run(dense_memory, q)
 
 
 class PreactQuery(BaseModel):
@@ -116,5 +116,5 @@ def post_vs_pre(q: PreactQuery) -> PreactOut:
 
 
 @router.get("/preact", response_model=PreactOut, responses=UNPROCESSABLE, summary="Post- vs pre-activation gradients")
-async def preact(q: Annotated[PreactQuery, Query()], lock: TorchLock) -> PreactOut:
-    return await compute(lock, post_vs_pre, q)
+async def preact(q: Annotated[PreactQuery, Query()], engine: Engine) -> PreactOut:
+    return await engine.run(post_vs_pre, q)

@@ -88,6 +88,7 @@ export function clearError(el) {
 export function markReady(el) {
   el.dataset.state = "ready";
   el.dataset.renders = String(Number(el.dataset.renders || 0) + 1);
+  el.dataset.readyAt = String(performance.now());
   el.setAttribute("aria-busy", "false");
 }
 
@@ -109,7 +110,11 @@ export function bindWidget(el, render, { endpoint = el.dataset.endpoint, form = 
       const data = await fetchJSON(`${endpoint}?${new URLSearchParams(settings)}`, { signal: controller.signal });
       if (controller !== inflight) return;
       clearError(el);
-      render(el, data, settings);
+      const drawing = render(el, data, settings); // numbers and diagrams now, charts when plotly is there
+      el.dataset.numbers = String(Number(el.dataset.numbers || 0) + 1);
+      el.dataset.numbersAt = String(performance.now());
+      await drawing;
+      if (controller !== inflight) return;
       markReady(el);
     } catch (e) {
       if (e.name === "AbortError" || controller !== inflight) return;
@@ -130,16 +135,36 @@ export function bindWidget(el, render, { endpoint = el.dataset.endpoint, form = 
 
 export const COLORS = { plain: "#c2410c", residual: "#1d4ed8", accent: "#047857", muted: "#6b7280" };
 
-export function plot(div, traces, layout = {}) {
+// plotly.js runs only when the first chart is drawn (see the article's <head>): one script tag, one promise.
+let plotlyLoading = null;
+
+export function loadPlotly() {
+  plotlyLoading ??= new Promise((resolve, reject) => {
+    // Let the numbers already on the page be painted before plotly.js takes the main thread.
+    requestAnimationFrame(() => setTimeout(() => inject(resolve, reject), 0));
+  });
+  return plotlyLoading;
+}
+
+function inject(resolve, reject) {
+  const tag = document.createElement("script");
+  tag.src = document.documentElement.dataset.plotly;
+  tag.onload = () => resolve(window.Plotly);
+  tag.onerror = () => reject(new Error("plotly.js could not be loaded from the server"));
+  document.head.append(tag);
+}
+
+export async function plot(div, traces, layout = {}) {
+  const Plotly = await loadPlotly();
   const base = {
-    margin: { l: 56, r: 12, t: 28, b: 44 },
+    margin: { l: 60, r: 12, t: 28, b: 40 },
     font: { family: "system-ui, sans-serif", size: 12, color: "#1f2937" },
     paper_bgcolor: "rgba(0,0,0,0)",
     plot_bgcolor: "rgba(0,0,0,0)",
-    legend: { orientation: "h", y: -0.22 },
+    legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
     autosize: true,
   };
-  return window.Plotly.react(div, traces, { ...base, ...layout }, { displayModeBar: false, responsive: true });
+  return Plotly.react(div, traces, { ...base, ...layout }, { displayModeBar: false, responsive: true });
 }
 
 export function fmt(v, digits = 3) {
@@ -186,4 +211,12 @@ export function table(tbl, head, rows) {
     h("thead", {}, h("tr", {}, head.map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => (i === 0 ? h("th", { scope: "row" }, c) : h("td", {}, c)))))),
   );
+}
+
+// SVG builder for the diagrams: s("rect", {x: 0, ...}, children)
+export function s(tag, attrs = {}, ...children) {
+  const e = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) if (v !== null && v !== undefined) e.setAttribute(k, v);
+  for (const c of children.flat()) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
 }

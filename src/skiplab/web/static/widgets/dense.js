@@ -1,10 +1,10 @@
 // Pitfall: dense connections' activation memory grows quadratically with depth; identity skips grow linearly.
 import { COLORS, bindWidget, plot } from "../common.js";
 
-function render(el, data) {
+async function render(el, data) {
   const x = data.points.map((p) => p.depth);
   const kib = (key) => data.points.map((p) => p[key].activation_bytes_per_example / 1024);
-  plot(
+  await plot(
     el.querySelector("[data-role=chart]"),
     [
       { x, y: kib("dense"), name: "dense (concatenate)", mode: "lines+markers", line: { color: COLORS.plain } },
@@ -12,7 +12,7 @@ function render(el, data) {
     ],
     {
       xaxis: { title: { text: "depth (layers)" } },
-      yaxis: { title: { text: "activation memory per example (KiB)" }, rangemode: "tozero" },
+      yaxis: { title: { text: "KiB per example" }, rangemode: "tozero" },
     },
   );
 }

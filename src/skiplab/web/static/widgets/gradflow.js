@@ -12,13 +12,7 @@ function trace(flow, name, color) {
   };
 }
 
-function render(el, data) {
-  const chart = el.querySelector("[data-role=chart]");
-  plot(chart, [trace(data.plain, "plain", COLORS.plain), trace(data.residual, "residual", COLORS.residual)], {
-    xaxis: { title: { text: "layer (input → output)" } },
-    yaxis: { title: { text: "|dL/dW|" }, type: "log", exponentformat: "power" },
-    title: { text: `depth ${data.settings.depth}, ${data.settings.activation}, ${data.settings.norm === "batch" ? "batch norm" : "no norm"}`, font: { size: 13 } },
-  });
+async function render(el, data) {
   const rows = [
     ["first layer", ...[data.plain, data.residual].map((f) => fmt(f.layers[0].weight_grad_norm))],
     ["last layer", ...[data.plain, data.residual].map((f) => fmt(f.layers[f.layers.length - 1].weight_grad_norm))],
@@ -32,6 +26,11 @@ function render(el, data) {
   const note = el.querySelector("[data-role=note]");
   note.hidden = !data.note;
   note.textContent = data.note || "";
+  const chart = el.querySelector("[data-role=chart]");
+  await plot(chart, [trace(data.plain, "plain", COLORS.plain), trace(data.residual, "residual", COLORS.residual)], {
+    xaxis: { title: { text: "layer (input → output)" } },
+    yaxis: { title: { text: "|dL/dW|" }, type: "log", exponentformat: "power" },
+  });
 }
 
 export default (el) => bindWidget(el, render);

@@ -9,11 +9,7 @@ const line = (flow, name, color) => ({
   line: { color, width: 2 },
 });
 
-function render(el, data) {
-  plot(el.querySelector("[data-role=chart]"), [line(data.post, "post-activation", COLORS.plain), line(data.pre, "pre-activation", COLORS.residual)], {
-    xaxis: { title: { text: "block (input → output)" } },
-    yaxis: { title: { text: "|dL/dW|" }, type: "log", exponentformat: "power" },
-  });
+async function render(el, data) {
   const s = (f) => f.weight_summary;
   readout(el.querySelector("[data-role=readout]"), [
     ["post: min … max", `${fmt(s(data.post).min)} … ${fmt(s(data.post).max)}`],
@@ -21,6 +17,10 @@ function render(el, data) {
     ["post: spread (var. of log10)", fmt(s(data.post).log10_variance)],
     ["pre: spread (var. of log10)", fmt(s(data.pre).log10_variance)],
   ]);
+  await plot(el.querySelector("[data-role=chart]"), [line(data.post, "post-activation", COLORS.plain), line(data.pre, "pre-activation", COLORS.residual)], {
+    xaxis: { title: { text: "block (input → output)" } },
+    yaxis: { title: { text: "|dL/dW|" }, type: "log", exponentformat: "power" },
+  });
 }
 
 export default (el) => bindWidget(el, render);

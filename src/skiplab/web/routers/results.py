@@ -1,0 +1,109 @@
+"""Stored results: the shipped runs the article shows at once (degradation curves, lesion study).
+
+They come from `skiplab.train.results.load_results`, which keeps the exact
+command, config, seeds, versions and git revision of the runs, so every
+figure can say which runs produced it. Only what the page draws is sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
+
+from skiplab.train.results import load_results
+from skiplab.web.deps import NOT_FOUND
+
+router = APIRouter(prefix="/results", tags=["stored results"])
+
+
+class Provenance(BaseModel):
+    command: str = Field(description="The command that produced the runs (rerun it to reproduce them).")
+    created: str
+    git_revision: str | None
+    versions: dict[str, Any]
+    config: dict[str, Any]
+
+
+class EpochPoint(BaseModel):
+    epoch: int
+    train_loss: float | None
+    train_error: float | None
+    test_error: float | None
+
+
+class Curve(BaseModel):
+    run: str = Field(description="The run's name in the results file, e.g. plain56-s0.")
+    kind: str = Field(description="plain | res")
+    depth: int
+    seed: int
+    epochs: list[EpochPoint]
+
+
+class DegradationRowOut(BaseModel):
+    kind: str
+    depth: int
+    best_train_loss: list[float]
+    final_train_error: list[float]
+    final_test_error: list[float]
+
+
+class ComparisonOut(BaseModel):
+    kind: str
+    shallow: int
+    deep: int
+    outcomes: list[str]
+    deltas: list[float]
+    summary: str
+
+
+class DegradationOut(BaseModel):
+    provenance: Provenance
+    seeds: list[int]
+    rows: list[DegradationRowOut]
+    comparisons: list[ComparisonOut]
+    verdict: str
+    curves: list[Curve]
+
+
+def shipped(name: str) -> dict:
+    try:
+        return load_results(name)
+    except ValueError as e:  # not shipped with this install
+        raise HTTPException(404, str(e)) from None
+
+
+def provenance(data: dict) -> Provenance:
+    return Provenance(**{k: data.get(k) for k in ("command", "created", "git_revision", "versions", "config")})
+
+
+def curves(data: dict) -> list[Curve]:
+    out = []
+    for name, run in data["runs"].items():
+        model = run["config"]["model"]  # plainconv56 / resconv20
+        kind = "res" if model.startswith("res") else "plain"
+        depth = int("".join(ch for ch in model if ch.isdigit()))
+        out.append(
+            Curve(
+                run=name,
+                kind=kind,
+                depth=depth,
+                seed=run["config"]["seed"],
+                epochs=[EpochPoint(**{k: e.get(k) for k in EpochPoint.model_fields}) for e in run["epochs"]],
+            )
+        )
+    return out
+
+
+@router.get("/degradation", response_model=DegradationOut, responses=NOT_FOUND, summary="Stored degradation runs")
+def degradation() -> DegradationOut:
+    data = shipped("degradation")
+    return DegradationOut(
+        provenance=provenance(data),
+        seeds=data["config"]["seeds"],
+        rows=data["rows"],
+        comparisons=data["comparisons"],
+        verdict=data["verdict"],
+        curves=curves(data),
+    )

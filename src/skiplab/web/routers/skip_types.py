@@ -1,0 +1,80 @@
+"""Skip types at a glance: identity, projection, dense, highway, squeeze-excitation and none, measured.
+
+Numbers from `skiplab.probes.cost.compare_skip_types` (same depth, width,
+seed and batch for all); the formulas and the advice are the article's prose.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from skiplab.probes.cost import compare_skip_types
+from skiplab.web.article import tex
+from skiplab.web.deps import UNPROCESSABLE, Engine
+from skiplab.web.schemas import FlowSummaryOut
+
+router = APIRouter(tags=["skip types"])
+
+# skip → (formula in LaTeX, when to use it). Prose, not numbers: the numbers come from the probe.
+ABOUT: dict[str, tuple[str, str]] = {
+    "identity": (r"y = \mathcal{F}(x) + x", "The default wherever shapes match: free, and the cleanest gradient path."),
+    "projection": (
+        r"y = \mathcal{F}(x) + W_s x",
+        "Where channels or resolution change; used everywhere it only adds parameters (He et al.: little gain).",
+    ),
+    "dense": (
+        r"x_l = H_l([x_0, \ldots, x_{l-1}])",
+        "Feature reuse with few parameters per layer; pay in memory — keep blocks short, use transitions.",
+    ),
+    "highway": (
+        r"y = T(x) H(x) + (1 - T(x))\, x",
+        "A learned gate on the carry; historically first. Gates cost parameters and can close the highway.",
+    ),
+    "se": (
+        r"y = x + s \odot \mathcal{F}(x)",
+        "Cheap channel attention on the residual branch; a small, reliable accuracy gain in ResNets.",
+    ),
+    "none": (r"y = \mathcal{F}(x)", "The plain baseline: fine when shallow, degrades when deep."),
+}
+
+
+class SkipTypesQuery(BaseModel):
+    depth: int = Field(6, ge=1, le=32, description="Layers of each conv stack.")
+    width: int = Field(16, ge=4, le=64, description="Channels of each conv stack (dense: growth per layer).")
+
+
+class SkipTypeRowOut(BaseModel):
+    skip: str
+    formula_mathml: str = Field(description="The block's formula, as MathML.")
+    when: str = Field(description="When to use it.")
+    params: int
+    flops_per_example: int
+    activation_bytes_per_example: int
+    peak_bytes: int = Field(description="Peak bytes of one forward+backward of the batch.")
+    grad_norms: list[float | None]
+    grad_summary: FlowSummaryOut
+
+
+class SkipTypesOut(BaseModel):
+    depth: int
+    width: int
+    input_shape: list[int]
+    batch: int
+    rows: list[SkipTypeRowOut]
+
+
+def skip_types(q: SkipTypesQuery) -> SkipTypesOut:
+    d = compare_skip_types(depth=q.depth, width=q.width).to_dict()
+    rows = []
+    for row in d["rows"]:
+        formula, when = ABOUT[row["skip"]]
+        rows.append(SkipTypeRowOut(**row, formula_mathml=str(tex(formula)), when=when))
+    return SkipTypesOut(**{**d, "rows": rows})
+
+
+@router.get("/skip-types", response_model=SkipTypesOut, responses=UNPROCESSABLE, summary="Every skip type, measured")
+async def skip_types_route(q: Annotated[SkipTypesQuery, Query()], engine: Engine) -> SkipTypesOut:
+    return await engine.run(skip_types, q)

@@ -1,0 +1,148 @@
+// Degradation: stored training curves of plain vs residual nets at two depths, drawn at once,
+// and a live run streamed epoch by epoch over server-sent events, with a cancel button.
+import { COLORS, fetchJSON, fmt, markReady, plot, restoreSettings, saveSettings, setBusy, settingsOf, showError, clearError, table } from "../common.js";
+
+const DEPTH_SHADE = { 20: 0.45, 56: 1 };
+
+function storedTraces(data, key) {
+  return data.curves.map((c) => ({
+    x: c.epochs.map((e) => e.epoch),
+    y: c.epochs.map((e) => e[key]),
+    name: `${c.kind === "res" ? "residual" : "plain"}-${c.depth}`,
+    legendgroup: `${c.kind}${c.depth}`,
+    showlegend: c.seed === data.seeds[0],
+    mode: "lines",
+    opacity: DEPTH_SHADE[c.depth] ?? 0.8,
+    line: { color: c.kind === "res" ? COLORS.residual : COLORS.plain, dash: c.kind === "res" ? "solid" : "dash", width: c.depth >= 56 ? 2 : 1.3 },
+    hovertemplate: `${c.run}: %{y:.3f}<extra></extra>`,
+  }));
+}
+
+function liveTrace(live, key) {
+  return {
+    x: live.epochs.map((e) => e.epoch),
+    y: live.epochs.map((e) => e[key]),
+    name: `live ${live.skip === "identity" ? "residual" : "plain"}-${live.depth}`,
+    mode: "lines+markers",
+    line: { color: "#111827", width: 4, dash: live.skip === "identity" ? "solid" : "dash" },
+  };
+}
+
+function draw(el, stored, live) {
+  const drawings = [];
+  for (const [role, key, title, type] of [
+    ["loss", "train_loss", "training loss", "log"],
+    ["error", "train_error", "training error", "linear"],
+  ]) {
+    const traces = stored ? storedTraces(stored, key) : [];
+    if (live) traces.push(liveTrace(live, key));
+    const plotted = plot(el.querySelector(`[data-role=${role}]`), traces, {
+      xaxis: { title: { text: "epoch" } },
+      yaxis: { title: { text: title }, type, rangemode: type === "linear" ? "tozero" : undefined },
+      showlegend: role === "loss",
+    });
+    drawings.push(plotted);
+  }
+  return Promise.all(drawings);
+}
+
+function summarise(el, stored) {
+  const seeds = stored.seeds.join(", ");
+  const rows = stored.comparisons.map((c) => {
+    const best = (depth) => stored.rows.find((r) => r.kind === c.kind && r.depth === depth).best_train_loss.map((v) => fmt(v)).join(" / ");
+    return [c.kind === "res" ? "residual" : "plain", best(c.shallow), best(c.deep), c.summary];
+  });
+  const [shallow, deep] = [stored.comparisons[0].shallow, stored.comparisons[0].deep];
+  table(el.querySelector("[data-role=stats]"), ["family", `best ${shallow}-layer loss`, `best ${deep}-layer loss`, "deeper is better?"], rows);
+  el.querySelector("[data-role=provenance]").textContent =
+    `Stored runs, seeds ${seeds} (per-seed values separated by /). ${stored.verdict} Produced by: ${stored.provenance.command}` +
+    (stored.provenance.git_revision ? ` at revision ${stored.provenance.git_revision.slice(0, 10)}` : "") + ".";
+}
+
+export default function degradation(el) {
+  const form = el.querySelector("form");
+  const trainBtn = el.querySelector("[data-role=train]");
+  const cancelBtn = el.querySelector("[data-role=cancel]");
+  const status = el.querySelector(".status");
+  let stored = null;
+  let live = null;
+  let source = null;
+  let jobId = null;
+  restoreSettings("degradation", form);
+  form.addEventListener("change", () => saveSettings("degradation", form));
+
+  function finish(message) {
+    source?.close();
+    source = null;
+    trainBtn.disabled = false;
+    cancelBtn.disabled = true;
+    el.setAttribute("aria-busy", "false");
+    el.dataset.job = "done";
+    status.textContent = message;
+  }
+
+  async function train() {
+    saveSettings("degradation", form);
+    const settings = settingsOf(form);
+    const body = { depth: Number(settings.depth), skip: settings.skip, epochs: Number(settings.epochs) };
+    clearError(el);
+    try {
+      const job = await fetchJSON("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      jobId = job.id;
+    } catch (e) {
+      showError(el, e.message);
+      return;
+    }
+    live = { ...body, epochs: [] };
+    el.dataset.job = "running";
+    setBusy(el, true);
+    trainBtn.disabled = true;
+    cancelBtn.disabled = false;
+    status.textContent = `training ${body.skip === "identity" ? "residual" : "plain"}-${body.depth}: starting…`;
+    source = new EventSource(`/api/jobs/${jobId}/events`);
+    source.addEventListener("epoch", (ev) => {
+      const m = JSON.parse(ev.data);
+      live.epochs.push(m);
+      status.textContent = `epoch ${m.epoch}/${body.epochs}: training loss ${fmt(m.train_loss)}, training error ${fmt(m.train_error)}`;
+      el.dataset.liveEpochs = String(live.epochs.length);
+      draw(el, stored, live);
+    });
+    source.addEventListener("end", (ev) => {
+      const end = JSON.parse(ev.data);
+      const last = live.epochs.at(-1);
+      finish(`live run ${end.status} after ${live.epochs.length} epoch(s)` + (last ? `: best training loss so far ${fmt(Math.min(...live.epochs.map((e) => e.train_loss ?? Infinity)))}` : "") + (end.message ? ` — ${end.message}` : "."));
+      markReady(el);
+    });
+    source.onerror = () => {
+      if (source) finish("the live stream was interrupted; the server may have stopped.");
+    };
+  }
+
+  async function cancel() {
+    if (!jobId) return;
+    cancelBtn.disabled = true;
+    status.textContent = "cancelling…";
+    try {
+      await fetchJSON(`/api/jobs/${jobId}/cancel`, { method: "POST" });
+    } catch (e) {
+      showError(el, e.message);
+    }
+  }
+
+  trainBtn.addEventListener("click", train);
+  cancelBtn.addEventListener("click", cancel);
+
+  return async function load() {
+    setBusy(el, true);
+    try {
+      stored = await fetchJSON(el.dataset.endpoint);
+      summarise(el, stored);
+      el.dataset.numbers = "1";
+      el.dataset.numbersAt = String(performance.now());
+      await draw(el, stored, live);
+      markReady(el);
+    } catch (e) {
+      showError(el, e.message);
+    }
+  };
+}
