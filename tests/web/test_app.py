@@ -1,0 +1,177 @@
+"""The explainer's server without a browser: pages, static files, every endpoint, errors, the compute engine."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi import HTTPException
+from fastapi.testclient import TestClient
+
+from skiplab.web.app import create_app, default_views
+from skiplab.web.article import plotly_js_path
+from skiplab.web.deps import ComputeEngine
+from skiplab.web.settings import WebSettings
+
+SECTIONS = ("bypass", "formula", "block", "gradients", "degradation", "types", "beyond", "ensemble", "pitfalls")
+SECTIONS += ("takeaways", "related")
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(WebSettings(warm_up=False))) as c:
+        yield c
+
+
+def test_article_has_every_section_and_server_side_math(client):
+    r = client.get("/")
+    assert r.status_code == 200
+    html = r.text
+    for section in SECTIONS:
+        assert f'<section id="{section}">' in html
+    assert html.count("<math") >= 20  # formulas are MathML from the server, no script renders them
+    assert "\\mathcal" not in html  # no LaTeX left unconverted
+    # Nothing on the page points outside the server.
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+    for widget in ("bypass", "anatomy", "gradflow", "degradation", "types", "ensemble", "shortcut", "preact", "dense"):
+        assert f'data-widget="{widget}"' in html
+
+
+def test_plotly_and_static_files_are_served_locally_and_cached(client):
+    html = client.get("/").text
+    plotly_url = re.search(r'data-plotly="([^"]+)"', html).group(1)
+    r = client.get(plotly_url)
+    assert r.status_code == 200
+    assert r.content == plotly_js_path().read_bytes()
+    assert "immutable" in r.headers["cache-control"]
+    css = re.search(r'href="(/static/[0-9a-f]+/article.css)"', html).group(1)
+    r = client.get(css)
+    assert r.status_code == 200 and "immutable" in r.headers["cache-control"]
+    assert client.get(css.replace("article.css", "../app.py")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/bypass",
+        "/api/anatomy",
+        "/api/gradflow?depth=8",
+        "/api/skip-types?depth=2&width=8",
+        "/api/paths?n=4",
+        "/api/pitfalls/shortcut",
+        "/api/pitfalls/preact?depth=8",
+        "/api/pitfalls/dense-memory?max_depth=4&width=8",
+    ],
+)
+def test_every_widget_endpoint_answers(client, url):
+    r = client.get(url)
+    assert r.status_code == 200, r.text
+    assert r.json()
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("/api/gradflow?depth=5000", ["depth", "1000"]),
+        ("/api/gradflow?activation=swish", ["activation", "relu", "tanh", "sigmoid"]),
+        ("/api/anatomy?form=dense", ["form", "basic", "bottleneck", "preact"]),
+        ("/api/anatomy?scale=3", ["scale", "2"]),
+        ("/api/bypass?layers=0", ["layers"]),
+        ("/api/bypass?skips=maybe", ["skips"]),
+        ("/api/paths?n=abc", ["n"]),
+        ("/api/pitfalls/shortcut?shortcut=magic", ["shortcut", "identity", "projection"]),
+    ],
+)
+def test_bad_settings_get_a_readable_422(client, url, words):
+    r = client.get(url)
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert isinstance(detail, str)
+    for w in words:
+        assert w in detail
+
+
+def test_openapi_documents_every_4xx(client):
+    spec = client.get("/openapi.json").json()
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            if op.get("parameters") or op.get("requestBody"):
+                codes = set(op["responses"])
+                assert codes & {"404", "422"}, f"{method.upper()} {path} documents no 4xx"
+    assert "429" in spec["paths"]["/api/jobs"]["post"]["responses"]
+    assert "422" in spec["paths"]["/api/jobs"]["post"]["responses"]
+    assert "404" in spec["paths"]["/api/jobs/{job_id}/events"]["get"]["responses"]
+
+
+def test_gradient_highway_turning_skips_off_in_a_deep_sigmoid_stack_kills_the_first_layer_gradient(client):
+    r = client.get("/api/gradflow", params={"depth": 56, "activation": "sigmoid", "norm": "none", "preact": "true"})
+    data = r.json()
+    plain = data["plain"]["layers"][0]["weight_grad_norm"]
+    residual = data["residual"]["layers"][0]["weight_grad_norm"]
+    assert residual > 0
+    assert plain < residual * 1e-3  # orders of magnitude
+    assert len(data["plain"]["layers"]) == 56
+
+
+def test_gradient_highway_notes_where_the_folk_story_fails(client):
+    data = client.get("/api/gradflow", params={"depth": 56}).json()  # relu + batch norm: plain grows, not vanishes
+    assert data["plain"]["weight_summary"]["first_last_ratio"] > 1
+    assert data["note"] and "contradicted" in data["note"]
+
+
+def test_shortcut_pitfall_shows_the_library_error_and_the_fix(client):
+    bad = client.get("/api/pitfalls/shortcut", params={"shortcut": "identity"}).json()
+    assert bad["ok"] is False and bad["error_type"] == "ShapeMismatchError" and "projection" in bad["error"]
+    fix = client.get("/api/pitfalls/shortcut", params={"shortcut": "projection"}).json()
+    assert fix["ok"] is True and fix["cost"]["params"] > 0 and "Conv2d(16, 32" in fix["module"]
+    same = client.get("/api/pitfalls/shortcut", params={"out_channels": 16, "stride": 1}).json()
+    assert same["ok"] is True and same["cost"]["params"] == 0  # identity where shapes match is free
+
+
+def test_dense_memory_grows_faster_than_identity(client):
+    pts = client.get("/api/pitfalls/dense-memory", params={"max_depth": 8, "width": 8}).json()["points"]
+    assert [p["depth"] for p in pts] == [1, 2, 4, 8]
+    dense = [p["dense"]["activation_bytes_per_example"] for p in pts]
+    ident = [p["identity"]["activation_bytes_per_example"] for p in pts]
+    assert dense == sorted(dense) and dense[-1] > 2 * ident[-1]
+
+
+def test_anatomy_scale_changes_the_branch_not_the_shortcut(client):
+    lo = client.get("/api/anatomy", params={"scale": 0.1}).json()
+    hi = client.get("/api/anatomy", params={"scale": 2.0}).json()
+    assert lo["shortcut_norm"] == hi["shortcut_norm"]
+    assert hi["residual_norm"] > 10 * lo["residual_norm"]
+    assert lo["explanation"] != hi["explanation"]
+
+
+def test_skip_types_lists_all_six_with_formulas(client):
+    rows = client.get("/api/skip-types", params={"depth": 2, "width": 8}).json()["rows"]
+    assert {r["skip"] for r in rows} == {"identity", "projection", "dense", "highway", "se", "none"}
+    assert all(r["formula_mathml"].startswith("<math") and r["when"] for r in rows)
+
+
+def test_engine_caches_answers_and_reports_value_errors():
+    calls = []
+
+    def probe(q):
+        calls.append(q)
+        if q < 0:
+            raise ValueError("q must be >= 0")
+        return {"q": q}
+
+    import asyncio
+
+    engine = ComputeEngine(cache_size=2)
+    assert asyncio.run(engine.run(probe, 1)) is asyncio.run(engine.run(probe, 1))
+    assert calls == [1]
+    with pytest.raises(HTTPException) as e:
+        asyncio.run(engine.run(probe, -1))
+    assert e.value.status_code == 422 and "q must be" in e.value.detail
+    uncached = ComputeEngine(cache_size=0)
+    uncached.call(probe, 2)
+    uncached.call(probe, 2)
+    assert calls.count(2) == 2
+
+
+def test_default_views_cover_every_compute_route():
+    assert len(default_views()) == 8

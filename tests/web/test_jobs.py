@@ -1,0 +1,124 @@
+"""Live training jobs: the manager's bounds and cancellation, and one real digits run streamed over SSE."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from skiplab.web.app import create_app
+from skiplab.web.jobs import JobManager, TooManyJobs, UnknownJob
+from skiplab.web.settings import WebSettings
+
+
+def wait_done(manager, job_id, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not manager.get(job_id).done:
+        assert time.monotonic() < deadline, "job did not finish"
+        time.sleep(0.01)
+    return manager.get(job_id)
+
+
+def looping_work(epochs: int, step_s: float = 0.01):
+    """Fake training: one 'batch' per step, polling should_stop like the trainer does."""
+
+    def work(on_epoch, should_stop):
+        for e in range(1, epochs + 1):
+            for _ in range(10):
+                if should_stop():
+                    return "stopped", ""
+                time.sleep(step_s)
+            on_epoch({"epoch": e, "train_loss": 1.0 / e})
+        return "completed", ""
+
+    return work
+
+
+def test_manager_bounds_running_jobs_and_forgets_old_ones():
+    m = JobManager(WebSettings(max_jobs=1, job_keep=1))
+    a = m.start({}, looping_work(100))
+    with pytest.raises(TooManyJobs, match="1 live training job"):
+        m.start({}, looping_work(1))
+    m.cancel(a.id, wait_s=2)
+    assert m.get(a.id).status == "stopped"
+    b = m.start({}, looping_work(1))
+    assert wait_done(m, b.id).status == "completed"
+    c = m.start({}, looping_work(1))
+    wait_done(m, c.id)
+    with pytest.raises(UnknownJob):
+        m.get(a.id)  # only the last `job_keep` finished jobs are remembered
+
+
+def test_manager_records_epochs_and_failures():
+    m = JobManager(WebSettings())
+    ok = m.start({"x": 1}, looping_work(3, 0.001))
+    snap = wait_done(m, ok.id).snapshot()
+    assert [e["epoch"] for e in snap["epochs"]] == [1, 2, 3] and snap["spec"] == {"x": 1}
+
+    def boom(on_epoch, should_stop):
+        raise RuntimeError("out of coffee")
+
+    bad = wait_done(m, m.start({}, boom).id)
+    assert bad.status == "failed" and "out of coffee" in bad.message
+
+
+def read_events(client, job_id):
+    events, name = [], None
+    with client.stream("GET", f"/api/jobs/{job_id}/events") as s:
+        assert s.headers["content-type"].startswith("text/event-stream")
+        for line in s.iter_lines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line[6:])))
+    return events
+
+
+@pytest.mark.slow
+def test_a_real_training_job_streams_each_epoch_then_ends():
+    with TestClient(create_app(WebSettings(warm_up=False))) as client:
+        r = client.post("/api/jobs", json={"depth": 20, "skip": "identity", "epochs": 2})
+        assert r.status_code == 202
+        job = r.json()
+        events = read_events(client, job["id"])
+        epochs = [d for n, d in events if n == "epoch"]
+        assert [e["epoch"] for e in epochs] == [1, 2]
+        assert all(0 <= e["train_error"] <= 1 and e["train_loss"] > 0 for e in epochs)
+        assert events[-1][0] == "end" and events[-1][1]["status"] == "completed"
+        assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_a_cancelled_job_stops_within_two_seconds():
+    with TestClient(create_app(WebSettings(warm_up=False, max_jobs=1))) as client:
+        job = client.post("/api/jobs", json={"depth": 56, "skip": "none", "epochs": 30}).json()
+        assert client.post("/api/jobs", json={"epochs": 1}).status_code == 429  # the only slot is taken
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        assert client.delete(f"/api/jobs/{job['id']}").json()["cancel_requested"] is True
+        while client.get(f"/api/jobs/{job['id']}").json()["status"] == "running":
+            assert time.monotonic() - t0 < 2.0, "cancel took longer than 2 s"
+            time.sleep(0.02)
+        assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "stopped"
+
+
+def test_job_errors_are_readable():
+    with TestClient(create_app(WebSettings(warm_up=False, max_epochs=5))) as client:
+        assert client.get("/api/jobs/nope").status_code == 404
+        assert "nope" in client.get("/api/jobs/nope/events").json()["detail"]
+        r = client.post("/api/jobs", json={"epochs": 10})
+        assert r.status_code == 422 and "epochs must be at most 5" in r.json()["detail"]
+        r = client.post("/api/jobs", json={"skip": "dense"})
+        assert r.status_code == 422 and "skip" in r.json()["detail"]
+
+
+def test_shutdown_cancels_running_jobs():
+    m = JobManager(WebSettings())
+    job = m.start({}, looping_work(1000))
+    t = threading.Thread(target=m.shutdown)
+    t.start()
+    t.join(3)
+    assert not t.is_alive() and m.get(job.id).status == "stopped"
