@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 
@@ -27,3 +28,54 @@ def test_deeper_nets_keep_more_activations():
     a = measure_cost(create_model("resnet20"), (3, 32, 32)).activation_bytes_per_example
     b = measure_cost(create_model("resnet56"), (3, 32, 32)).activation_bytes_per_example
     assert 2.2 < b / a < 3.2
+
+
+def test_peak_memory_covers_outputs_and_gradients():
+    from skiplab.probes.cost import peak_step_bytes
+
+    model = nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 256))
+    x = torch.randn(128, 256)
+    peak = peak_step_bytes(model, x)
+    weight_grads = 2 * 256 * 512 * 4
+    saved = saved_activation_bytes(model, x)
+    assert peak >= weight_grads + 128 * 256 * 4  # both weight gradients and the output exist at once
+    assert peak >= saved
+    assert all(p.grad is None for p in model.parameters())
+    # twice the batch: the activations double, the gradients do not
+    assert peak < peak_step_bytes(model, torch.randn(256, 256)) < 2 * peak
+
+
+def test_measure_cost_with_peak_keeps_the_model_as_it_was():
+    model = create_model("resmlp20").eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cost = measure_cost(model, (64,), batch=8, peak=True)
+    assert cost.peak_bytes > cost.activation_bytes_per_example * 8
+    assert not model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert measure_cost(model, (64,)).peak_bytes is None
+
+
+def test_skip_types_side_by_side():
+    from skiplab.probes.cost import COMPARED_SKIPS, compare_skip_types
+
+    table = compare_skip_types(depth=4, width=8, size=6, batch=4)
+    rows = {r.skip: r for r in table.rows}
+    assert tuple(rows) == COMPARED_SKIPS
+    # an identity shortcut adds nothing; a projection adds a 1x1 conv + BN per block; dense concatenates
+    assert rows["identity"].params == rows["none"].params
+    assert rows["identity"].flops_per_example == rows["none"].flops_per_example
+    assert rows["projection"].params == rows["identity"].params + 4 * (8 * 8 + 2 * 8)
+    assert rows["dense"].activation_bytes_per_example == max(r.activation_bytes_per_example for r in table.rows)
+    assert rows["highway"].params > rows["identity"].params
+    for r in table.rows:
+        assert len(r.grad_norms) == 4 and r.peak_bytes > r.activation_bytes_per_example
+        assert r.grad_summary["count"] == 4
+
+
+def test_skip_types_bad_options():
+    from skiplab.probes.cost import compare_skip_types
+
+    with pytest.raises(ValueError, match="skip must be one of"):
+        compare_skip_types(skips=("identity", "wormhole"))
+    with pytest.raises(ValueError, match="depth"):
+        compare_skip_types(depth=0)

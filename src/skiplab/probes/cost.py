@@ -180,6 +180,8 @@ def measure_cost(model: nn.Module, input_shape: tuple[int, ...], batch: int = 2,
     check_int("batch", batch, 2, 4096)
     was_training = model.training
     x = torch.randn(batch, *input_shape)
+    buffers = list(model.buffers())
+    saved = [b.clone() for b in buffers]  # training-mode forwards move BatchNorm statistics: put them back
     try:
         model.eval()
         flops = forward_flops(model, x)
@@ -188,6 +190,9 @@ def measure_cost(model: nn.Module, input_shape: tuple[int, ...], batch: int = 2,
         peak_bytes = peak_step_bytes(model, x) if peak else None
     finally:
         model.train(was_training)
+        with torch.no_grad():
+            for b, s in zip(buffers, saved):
+                b.copy_(s)
     return Cost(count_params(model), flops // batch, act // batch, tuple(input_shape), batch, peak_bytes)
 
 

@@ -1,0 +1,51 @@
+import json
+import math
+
+import pytest
+import torch
+
+from skiplab.nn import StackConfig, build_stack, create_model
+from skiplab.probes.paths import gradient_by_path_length, path_length_distribution
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 54, 1000])
+def test_path_counts_sum_to_two_to_the_n(n):
+    d = path_length_distribution(n)
+    assert sum(d.counts) == d.total == 2**n
+    assert d.counts == d.counts[::-1] and len(d.counts) == n + 1
+    assert math.isclose(sum(d.fractions), 1.0)
+    assert math.isclose(sum(k * f for k, f in enumerate(d.fractions)), d.mean)
+    json.dumps(d.to_dict())
+    assert int(d.to_dict()["total_str"]) == 2**n
+
+
+def test_gradient_by_path_length_on_a_real_network():
+    r = gradient_by_path_length(blocks=10, samples=4)
+    assert len(r.lengths) == 11 and math.isclose(sum(p.share for p in r.lengths), 1.0)
+    assert r.lengths[0].per_path > r.lengths[-1].per_path  # each branch passed shrinks the gradient
+    lo, hi = r.effective_range
+    assert sum(p.share for p in r.lengths[lo : hi + 1]) >= 0.9
+    assert 0 < r.mean_length < 10 / 2  # short paths carry most of the gradient (Veit et al. 2016)
+
+
+def test_the_all_shortcut_path_carries_the_top_gradient():
+    # In a pre-activation stack the path through no branch is the identity: its gradient is dL/d(last output).
+    cfg = StackConfig(depth=4, width=16, in_shape=(16,), preact=True)
+    torch.manual_seed(0)
+    model = build_stack(cfg).train()
+    x, y = torch.randn(8, 16), torch.randint(0, 10, (8,))
+    r = gradient_by_path_length(model, x, y, samples=2)
+    h = model.forward_features(x).detach().requires_grad_()
+    top = torch.autograd.grad(torch.nn.functional.cross_entropy(model.forward_head(h), y), h)[0]
+    assert r.lengths[0].per_path == pytest.approx(top.norm().item(), rel=1e-5)
+
+
+def test_bad_options():
+    with pytest.raises(ValueError, match="n must be an integer from 1 to 1000"):
+        path_length_distribution(0)
+    with pytest.raises(ValueError, match="samples"):
+        gradient_by_path_length(samples=0)
+    with pytest.raises(ValueError, match="residual block with a shortcut"):
+        gradient_by_path_length(create_model("plainmlp20"), torch.randn(4, 64), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="x and y are required"):
+        gradient_by_path_length(create_model("resmlp20"))
