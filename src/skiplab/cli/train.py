@@ -284,6 +284,7 @@ def degradation_cmd(
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = ",".join(
         map(str, exp.DegradationConfig.seeds)
     ),
+    family: Annotated[str, typer.Option(help="mlp | conv.")] = exp.DegradationConfig.family,
     epochs: Annotated[int, typer.Option()] = exp.DegradationConfig.epochs,
     lr: Annotated[float, typer.Option()] = exp.DegradationConfig.lr,
     warmup: Annotated[float, typer.Option()] = exp.DegradationConfig.warmup_epochs,
@@ -302,6 +303,7 @@ def degradation_cmd(
     cfg = exp.DegradationConfig(
         depths=_ints("--depths", depths),
         seeds=_ints("--seeds", seeds),
+        family=family,
         epochs=epochs,
         lr=lr,
         warmup_epochs=warmup,
@@ -388,6 +390,51 @@ def skip_types_cmd(
                 _fmt(r["final_train_error"], 3),
                 _fmt(r["final_test_error"], 3),
                 f"{r['seconds']:.1f}",
+            ]
+            for r in result.rows
+        ],
+    )
+
+
+@experiment_app.command("lesion")
+def lesion_cmd(
+    depth: Annotated[int, typer.Option()] = exp.LesionConfig.depth,
+    family: Annotated[str, typer.Option(help="mlp | conv.")] = exp.LesionConfig.family,
+    width: Annotated[int, typer.Option()] = exp.LesionConfig.width,
+    epochs: Annotated[int, typer.Option()] = exp.LesionConfig.epochs,
+    lr: Annotated[float, typer.Option()] = exp.LesionConfig.lr,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = ",".join(map(str, exp.LesionConfig.seeds)),
+    workers: Annotated[int, typer.Option()] = exp.LesionConfig.workers,
+    store: StoreOpt = DEFAULT_STORE,
+    write_results_: WriteOpt = False,
+    results_out: OutOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Train a residual and a plain net, then delete each block in turn (Veit et al. 2016)."""
+    cfg = exp.LesionConfig(
+        depth=depth, family=family, width=width, epochs=epochs, lr=lr, seeds=_ints("--seeds", seeds), workers=workers
+    )
+    with user_errors():
+        cfg.validate()
+        result = exp.lesion(cfg, store=_open_store(store), on_run=_on_run(json_))
+    target = _results_target(write_results_, results_out, "lesion")
+    if target is not None:
+        write_results(target, results_payload("lesion", sys.argv[1:], result.to_dict()))
+        err_console.print(f"wrote {target}")
+    if json_:
+        print_json(result.to_dict())
+        return
+    print_table(
+        f"lesion: depth {cfg.depth} {cfg.family}, {cfg.epochs} epochs: held-out accuracy with one block deleted",
+        ["net", "seed", "intact", "mean after deleting one block", "worst", "best"],
+        [
+            [
+                r["net"],
+                r["seed"],
+                _fmt(r["intact_accuracy"], 3),
+                _fmt(r["mean_accuracy"], 3),
+                _fmt(r["worst_accuracy"], 3),
+                _fmt(r["best_accuracy"], 3),
             ]
             for r in result.rows
         ],

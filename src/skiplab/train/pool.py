@@ -38,8 +38,13 @@ def run_many(
     workers: int = 2,
     store: RunStore | None = None,
     on_run: Callable[[str, dict], None] | None = None,
+    job: Callable[[dict, str | None, str], dict] = run_one,
 ) -> dict[str, dict]:
-    """Train every (name, config); returns {name: RunResult.to_dict()}. workers=1 trains in this process."""
+    """Train every (name, config); returns {name: RunResult.to_dict()}. workers=1 trains in this process.
+
+    job: the function each worker runs on (config dict, store path, name); a top-level function, so that
+    it can be sent to a spawned process. The default trains and returns the run.
+    """
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
     names = [n for n, _ in jobs]
@@ -49,13 +54,13 @@ def run_many(
     out: dict[str, dict] = {}
     if workers == 1 or len(jobs) == 1:
         for name, cfg in jobs:
-            out[name] = run_one(cfg.validate().to_dict(), store_path, name)
+            out[name] = job(cfg.validate().to_dict(), store_path, name)
             if on_run is not None:
                 on_run(name, out[name])
         return out
     ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
-        futures = {pool.submit(run_one, cfg.validate().to_dict(), store_path, name): name for name, cfg in jobs}
+        futures = {pool.submit(job, cfg.validate().to_dict(), store_path, name): name for name, cfg in jobs}
         for fut in cf.as_completed(futures):
             name = futures[fut]
             out[name] = fut.result()
