@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from skiplab.cli import models, serve
+from skiplab.cli import models, probe, serve
 from skiplab.cli import train as train_cli
 
 app = typer.Typer(
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models.app, name="models")
+app.add_typer(probe.app, name="probe")
 app.command("serve")(serve.serve)
 app.command("train")(train_cli.train_cmd)
 app.add_typer(train_cli.runs_app, name="runs")

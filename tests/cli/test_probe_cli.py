@@ -1,0 +1,62 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from skiplab.cli import app
+
+runner = CliRunner()
+
+
+def _json(*args):
+    result = runner.invoke(app, ["probe", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_gradflow_stack_json_matches_the_library():
+    from skiplab.nn import StackConfig
+    from skiplab.probes import stack_gradient_flow
+
+    out = _json("gradflow", "--depth", "6", "--width", "16", "--skip", "none", "--batch", "8")
+    expected = stack_gradient_flow(StackConfig(6, 16, "none", in_shape=(16,)), batch=8).to_dict()
+    assert out == json.loads(json.dumps(expected))
+
+
+def test_gradflow_of_a_registry_model():
+    out = _json("gradflow", "--model", "resnet20", "--batch", "2")
+    assert [la["name"] for la in out["layers"]][:2] == ["layer1.0", "layer1.1"] and len(out["layers"]) == 9
+
+
+def test_other_probes_json():
+    assert _json("anatomy", "--zero-init", "--form", "preact")["residual_norm"] == 0.0
+    assert _json("bypass", "--no-skips", "--layers", "3")["paths"] == 1
+    assert _json("cost", "resnet20")["peak_bytes"] > 0
+    assert [r["skip"] for r in _json("skip-types", "--depth", "2", "--width", "4")["rows"]][-1] == "none"
+    assert _json("paths", "--n", "5", "--no-gradient")["distribution"]["total"] == 32
+
+
+@pytest.mark.parametrize("command", ["gradflow --depth 4", "anatomy", "bypass", "skip-types --depth 2", "paths --n 4"])
+def test_tables(command):
+    result = runner.invoke(app, ["probe", *command.split()])
+    assert result.exit_code == 0, result.output
+    assert "│" in result.output
+
+
+@pytest.mark.parametrize(
+    "command,message",
+    [
+        ("gradflow --depth 1001", "depth must be an integer from 1 to 1000"),
+        ("gradflow --skip wormhole", "skip must be one of"),
+        ("gradflow --model resnet21", "unknown model 'resnet21'"),
+        ("anatomy --form dense", "form must be one of"),
+        ("bypass --layers 0", "layers"),
+        ("skip-types --width 0", "width"),
+        ("paths --n 0", "n must be"),
+        ("cost nothing", "unknown model"),
+    ],
+)
+def test_bad_options_exit_2_and_name_the_option(command, message):
+    result = runner.invoke(app, ["probe", *command.split()])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())
