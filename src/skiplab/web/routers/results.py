@@ -107,3 +107,53 @@ def degradation() -> DegradationOut:
         verdict=data["verdict"],
         curves=curves(data),
     )
+
+
+class BlockLesionOut(BaseModel):
+    name: str
+    kind: str = Field(description="residual (its shortcut remains) | skipped (y = x) | kept (not deletable)")
+    accuracy: float | None
+    drop: float | None
+
+
+class LesionStudyOut(BaseModel):
+    run: str
+    label: str
+    kind: str = Field(description="res | plain")
+    seed: int
+    intact_accuracy: float
+    mean_accuracy: float | None
+    blocks: list[BlockLesionOut]
+
+
+class LesionOut(BaseModel):
+    provenance: Provenance
+    summary: str = Field(description="One sentence per net: intact accuracy and mean accuracy with a block deleted.")
+    studies: list[LesionStudyOut]
+
+
+@router.get("/lesion", response_model=LesionOut, responses=NOT_FOUND, summary="Stored lesion study (Veit et al.)")
+def lesion() -> LesionOut:
+    data = shipped("lesion")
+    studies, sentences = [], []
+    for name, run in data["runs"].items():
+        study = run["lesion"]
+        kind = "res" if run["config"]["model"].startswith("res") else "plain"
+        label = f"{'residual' if kind == 'res' else 'plain'} ({run['config']['model']}, seed {run['config']['seed']})"
+        studies.append(
+            LesionStudyOut(
+                run=name,
+                label=label,
+                kind=kind,
+                seed=run["config"]["seed"],
+                intact_accuracy=study["intact_accuracy"],
+                mean_accuracy=study["mean_accuracy"],
+                blocks=study["blocks"],
+            )
+        )
+        mean = study["mean_accuracy"]
+        sentences.append(
+            f"{label}: {study['intact_accuracy']:.1%} intact, "
+            f"{'—' if mean is None else format(mean, '.1%')} on average with one block deleted."
+        )
+    return LesionOut(provenance=provenance(data), summary=" ".join(sentences), studies=studies)

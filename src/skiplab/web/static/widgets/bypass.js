@@ -17,11 +17,11 @@ function diagram(data) {
     s("text", { x: W - 56, y: mid + 5, "font-size": 14, "font-weight": 700 }, "output"),
     s("path", { d: `M 50 ${mid} H ${W - 62}`, stroke: "#9ca3af", "stroke-width": 2, fill: "none" }),
   ];
-  const retained = data.per_layer.map((p) => p.signal_retained);
-  const top = Math.max(...retained, data.chance);
   data.per_layer.forEach((p, i) => {
     const x = left + i * step + (step - bw) / 2;
-    const shade = 0.1 + 0.85 * (p.signal_retained / top);
+    // Absolute scale, so views compare: pale = no more of the input than chance, full = all of it.
+    const above = Math.max(0, (p.signal_retained - data.chance) / (1 - data.chance));
+    const shade = 0.06 + 0.9 * Math.sqrt(above);
     parts.push(
       s("rect", { x, y: mid - 20, width: bw, height: 40, rx: 4, fill: COLORS.residual, "fill-opacity": shade.toFixed(2), stroke: COLORS.residual }, s("title", {}, `layer ${p.layer}: signal retained ${fmt(p.signal_retained)}`)),
     );
@@ -33,6 +33,7 @@ function diagram(data) {
   });
   if (data.skips) parts.push(s("text", { x: left, y: 18, "font-size": 12, fill: COLORS.accent }, "bypass: every layer can be skipped"));
   else parts.push(s("text", { x: left, y: 18, "font-size": 12, fill: COLORS.plain }, "no bypass: the signal must cross every layer"));
+  parts.push(s("text", { x: left, y: H - 8, "font-size": 11, fill: COLORS.muted }, "shade: how much of the input's direction is left after each layer (pale = no more than chance)"));
   return s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${n} layers ${data.skips ? "with" : "without"} skip connections` }, parts);
 }
 

@@ -19,8 +19,8 @@ async function drawLesion(el) {
     name: st.label,
     type: "bar",
     marker: { color: st.kind === "res" ? COLORS.residual : COLORS.plain },
-    hovertemplate: `${st.label}, %{text}: %{y:.3f}<extra></extra>`,
-    text: st.blocks.map((b) => b.name),
+    hovertemplate: `${st.label}, %{hovertext}: %{y:.3f}<extra></extra>`,
+    hovertext: st.blocks.map((b) => b.name),
   }));
   for (const st of lesion.studies) {
     traces.push({ x: [0.5, st.blocks.length + 0.5], y: [st.intact_accuracy, st.intact_accuracy], mode: "lines", name: `${st.label} intact`, line: { color: st.kind === "res" ? COLORS.residual : COLORS.plain, dash: "dot" } });

@@ -10,24 +10,23 @@ function mathml(markup) {
 }
 
 function render(el, data) {
-  const head = ["skip", "formula", "params", "FLOPs / example", "activations / example", "peak (batch)", "gradient first / last", "when to use"];
-  const rows = data.rows.map((r) =>
+  const head = ["skip connection", "params", "FLOPs / example", "activations / example", "peak memory (batch)", "gradient first / last block"];
+  const rows = data.rows.flatMap((r) => [
     h(
       "tr",
-      { "data-skip": r.skip },
-      h("th", { scope: "row" }, NAMES[r.skip] ?? r.skip),
-      h("td", { class: "formula-cell" }, mathml(r.formula_mathml)),
+      { "data-skip": r.skip, class: "type-row" },
+      h("th", { scope: "row" }, h("div", {}, NAMES[r.skip] ?? r.skip), h("div", { class: "formula-cell" }, mathml(r.formula_mathml))),
       h("td", {}, r.params.toLocaleString("en-US")),
       h("td", {}, count(r.flops_per_example)),
       h("td", {}, bytes(r.activation_bytes_per_example)),
       h("td", {}, bytes(r.peak_bytes)),
       h("td", {}, fmt(r.grad_summary.first_last_ratio)),
-      h("td", {}, r.when),
     ),
-  );
+    h("tr", { class: "type-when" }, h("td", { colspan: head.length }, r.when)),
+  ]);
   fill(
     el.querySelector("[data-role=table]"),
-    h("caption", {}, `depth ${data.depth}, width ${data.width}, input ${data.input_shape.join("×")}, batch ${data.batch}`),
+    h("caption", {}, `conv stacks of depth ${data.depth} and width ${data.width}, input ${data.input_shape.join("×")}, batch ${data.batch}`),
     h("thead", {}, h("tr", {}, head.map((c) => h("th", { scope: "col" }, c)))),
     h("tbody", {}, rows),
   );

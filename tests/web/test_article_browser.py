@@ -1,0 +1,242 @@
+"""The article as a reader meets it, in Debian's headless chromium: every widget operated, every change checked.
+
+One browser session for the module (laptop viewport) plus one narrow phone
+page. Each test operates a widget the way a reader would — select, toggle,
+slide — waits for the widget to redraw, and checks that the numbers and
+charts moved the way the network says they should. The session fixture fails
+on any console error and on any request that leaves the server. Screenshots
+of every widget go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+from tests.web.conftest import open_session
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+WIDGETS = ("bypass", "anatomy", "gradflow", "degradation", "types", "ensemble", "shortcut", "preact", "dense")
+ALL_DRAWN = "[...document.querySelectorAll('[data-widget]')].every(e => ['ready', 'error'].includes(e.dataset.state))"
+
+
+@pytest.fixture(scope="module")
+def page(session, live_server):
+    session.page.set_default_timeout(60_000)
+    session.page.goto(live_server.url + "/")
+    session.page.wait_for_function(ALL_DRAWN)
+    return session.page
+
+
+def renders(page, widget: str) -> int:
+    return int(page.get_attribute(f"#w-{widget}", "data-renders") or 0)
+
+
+def operate(page, widget: str, name: str, value) -> None:
+    """Set one control like a reader would and wait until the widget has redrawn with the new answer."""
+    before = renders(page, widget)
+    control = page.locator(f"#w-{widget} [name={name}]")
+    kind = control.evaluate("e => e.type")
+    if kind == "checkbox":
+        control.set_checked(bool(value))
+    elif kind.startswith("select"):
+        control.select_option(str(value))
+    else:  # range and number inputs: set the value and fire the events a drag or an edit would
+        control.evaluate(
+            "(e, v) => { e.value = v; e.dispatchEvent(new Event('input', {bubbles: true}));"
+            " e.dispatchEvent(new Event('change', {bubbles: true})); }",
+            str(value),
+        )
+    page.wait_for_function(
+        f"(() => {{ const e = document.querySelector('#w-{widget}'); "
+        f"return Number(e.dataset.renders || 0) > {before} || e.dataset.state === 'error'; }})()"
+    )
+    assert page.get_attribute(f"#w-{widget}", "data-state") == "ready", page.inner_text(f"#w-{widget} .status")
+
+
+def readout(page, widget: str) -> dict[str, str]:
+    """The widget's <dl> readout as {label: value}."""
+    return page.eval_on_selector(
+        f"#w-{widget} dl.readout",
+        "dl => Object.fromEntries([...dl.querySelectorAll('dt')]"
+        ".map(dt => [dt.textContent, dt.nextElementSibling.textContent]))",
+    )
+
+
+def number(text: str) -> float:
+    return float(text.replace(",", "").split()[0])
+
+
+def chart_y(page, widget: str, role: str = "chart", trace: int = 0) -> list:
+    return page.eval_on_selector(f"#w-{widget} [data-role={role}]", f"d => d.data[{trace}].y")
+
+
+def shot(session, widget: str, name: str | None = None) -> None:
+    session.screenshot(f"#w-{widget}", name or widget)
+
+
+def test_page_opens_with_every_widget_drawn_and_nothing_leaving_the_server(page, session, live_server):
+    for w in WIDGETS:
+        state = page.get_attribute(f"#w-{w}", "data-state")
+        assert state == "ready" or (w == "degradation" and state == "error"), (w, page.inner_text(f"#w-{w} .status"))
+    assert page.evaluate("typeof Plotly") == "object"  # charts come from the server's own plotly.js
+    assert page.locator("math").count() >= 20  # formulas rendered as MathML
+    session.page.screenshot(path=str(session.screenshot("main > section#bypass", "section-bypass").parent / "page.png"))
+    session.assert_clean()
+
+
+def test_highway_bypass_turning_skips_off_loses_signal_and_gradient(page, session):
+    on = readout(page, "bypass")
+    assert page.locator("#w-bypass svg path[stroke='#047857']").count() == 10  # one bypass arc per layer
+    shot(session, "bypass", "bypass-skips-on")
+    operate(page, "bypass", "skips", False)
+    off = readout(page, "bypass")
+    grad = "gradient strength |d out/d in|"
+    assert number(off[grad]) < 1e-2 * number(on[grad])  # sigmoid, 10 layers, no bypass: the gradient is gone
+    assert off["shortest path"] == "10 layers" and on["shortest path"] == "0 layers"
+    assert page.locator("#w-bypass svg path[stroke='#047857']").count() == 0
+    assert "bypass.skips=false" in page.url
+    operate(page, "bypass", "layers", 20)
+    assert readout(page, "bypass")["shortest path"] == "20 layers"
+    shot(session, "bypass")
+
+
+def test_block_explorer_slider_scales_the_branch(page, session):
+    before = readout(page, "anatomy")
+    operate(page, "anatomy", "scale", 0.1)
+    after = readout(page, "anatomy")
+    assert after["|x|"] == before["|x|"]
+    assert number(after["|s·F(x)|"]) < 0.2 * number(before["|s·F(x)|"])
+    assert "close to its shortcut" in page.inner_text("#w-anatomy [data-role=explain]")
+    operate(page, "anatomy", "form", "bottleneck")
+    assert page.locator("#w-anatomy svg text", has_text="conv3").count() == 1  # the bottleneck's third conv
+    operate(page, "anatomy", "scale", 1)
+    shot(session, "anatomy")
+
+
+def test_gradient_highway_skips_off_in_a_deep_sigmoid_stack_drop_the_first_layer_gradient(page, session):
+    assert page.locator("#w-gradflow [data-role=note]").is_visible()  # relu + BN default: folk story contradicted
+    for name, value in (("activation", "sigmoid"), ("norm", "none"), ("preact", "true")):
+        operate(page, "gradflow", name, value)
+    first = page.locator("#w-gradflow table tbody tr").first.locator("td")
+    plain, residual = number(first.nth(0).inner_text()), number(first.nth(1).inner_text())
+    assert residual > 0 and plain < 1e-3 * residual
+    ys = chart_y(page, "gradflow", trace=1)
+    assert len(ys) == 56 and all(y and y > 0 for y in ys)  # residual: a gradient at every layer, log axis
+    operate(page, "gradflow", "depth", 200)
+    assert len(chart_y(page, "gradflow", trace=1)) == 200
+    shot(session, "gradflow")
+
+
+def test_degradation_stored_runs_then_a_live_run_streams_and_can_be_cancelled(page, session):
+    w = page.locator("#w-degradation")
+    if w.get_attribute("data-state") == "ready":
+        assert page.locator("#w-degradation table tbody tr").count() == 2  # plain and residual rows
+        assert "skiplab" in page.inner_text("#w-degradation [data-role=provenance]")
+    page.select_option("#w-degradation [name=depth]", "20")
+    page.select_option("#w-degradation [name=skip]", "identity")
+    page.locator("#w-degradation [name=epochs]").fill("2")
+    page.click("#w-degradation [data-role=train]")
+    page.wait_for_function("document.querySelector('#w-degradation').dataset.job === 'done'", timeout=120_000)
+    assert w.get_attribute("data-live-epochs") == "2"
+    assert "completed" in page.inner_text("#w-degradation .status")
+    live = page.eval_on_selector("#w-degradation [data-role=loss]", "d => d.data.at(-1)")
+    assert live["name"] == "live residual-20" and len(live["y"]) == 2
+    shot(session, "degradation")
+    # Cancel: a long run stops promptly and says so.
+    page.locator("#w-degradation [name=epochs]").fill("30")
+    page.click("#w-degradation [data-role=train]")
+    page.wait_for_function("document.querySelector('#w-degradation').dataset.job === 'running'")
+    page.click("#w-degradation [data-role=cancel]")
+    t0 = time.monotonic()
+    page.wait_for_function("document.querySelector('#w-degradation').dataset.job === 'done'", timeout=10_000)
+    assert time.monotonic() - t0 < 3.0  # the server stops within 2 s; the stream's end follows
+    assert "stopped" in page.inner_text("#w-degradation .status")
+
+
+def test_skip_types_table_follows_depth(page, session):
+    rows = page.locator("#w-types tbody tr.type-row")
+    assert rows.count() == 6
+    dense = page.locator("#w-types tr[data-skip=dense] td").nth(0)  # parameters
+    before = number(dense.inner_text())
+    operate(page, "types", "depth", 12)
+    assert number(dense.inner_text()) > before  # a deeper dense stack has more parameters
+    assert page.locator("#w-types tr[data-skip=identity] math").count() == 1
+    shot(session, "types")
+
+
+def test_ensemble_view_counts_paths_and_shows_lesions(page, session):
+    operate(page, "ensemble", "n", 5)
+    assert readout(page, "ensemble")["paths"] == "32"
+    assert chart_y(page, "ensemble", "paths") == pytest.approx([math.comb(5, k) / 32 for k in range(6)])
+    operate(page, "ensemble", "n", 12)
+    assert readout(page, "ensemble")["paths"] == "4,096"
+    shot(session, "ensemble")
+
+
+def test_shape_mismatch_pitfall_and_its_fix(page, session):
+    assert "ShapeMismatchError" in page.inner_text("#w-shortcut [data-role=outcome]")
+    shot(session, "shortcut", "shortcut-error")
+    operate(page, "shortcut", "shortcut", "projection")
+    text = page.inner_text("#w-shortcut [data-role=outcome]")
+    assert "built a projection shortcut" in text and "Conv2d(16, 32" in text
+    shot(session, "shortcut")
+
+
+def test_pre_activation_and_dense_memory_pitfalls(page, session):
+    post = chart_y(page, "preact", trace=0)
+    pre = chart_y(page, "preact", trace=1)
+    assert len(post) == len(pre) == 200
+    operate(page, "preact", "depth", 56)
+    assert len(chart_y(page, "preact", trace=1)) == 56
+    shot(session, "preact")
+    small = chart_y(page, "dense")
+    operate(page, "dense", "width", 32)
+    big = chart_y(page, "dense")
+    assert big[-1] > small[-1] and big == sorted(big)
+    shot(session, "dense")
+
+
+def test_settings_live_in_the_url_and_errors_read_well(chromium, live_server):
+    context, s = open_session(chromium, live_server.url, viewport={"width": 1280, "height": 900})
+    try:
+        s.page.set_default_timeout(60_000)
+        s.page.goto(live_server.url + "/?gradflow.depth=20&gradflow.activation=tanh&bypass.layers=3&anatomy.scale=5")
+        s.page.wait_for_function(ALL_DRAWN)
+        assert s.page.input_value("#w-gradflow [name=depth]") == "20"
+        assert s.page.input_value("#w-gradflow [name=activation]") == "tanh"
+        assert len(s.page.eval_on_selector("#w-gradflow [data-role=chart]", "d => d.data[0].y")) == 20
+        assert readout(s.page, "bypass")["mean path"] == "1.5 layers"  # 3 layers with bypasses: 2^3 paths
+        # The range input clamps 5 to its maximum, 2: the shared view is the closest valid one.
+        assert s.page.input_value("#w-anatomy [name=scale]") == "2"
+        # A value the server refuses is reported in words, not as a broken widget.
+        s.page.goto(live_server.url + "/?gradflow.depth=5000")
+        s.page.wait_for_function("document.querySelector('#w-gradflow').dataset.state === 'error'")
+        message = s.page.inner_text("#w-gradflow .status")
+        assert "422" in message and "depth" in message and "1000" in message
+        assert s.outside_requests == []
+    finally:
+        context.close()
+
+
+def test_phone_viewport_stays_usable(chromium, live_server):
+    context, s = open_session(
+        chromium, live_server.url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    try:
+        s.page.set_default_timeout(60_000)
+        s.page.goto(live_server.url + "/")
+        s.page.wait_for_function(ALL_DRAWN)
+        overflow = s.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"the page scrolls sideways by {overflow}px on a phone"
+        for w in ("gradflow", "anatomy"):
+            box = s.page.locator(f"#w-{w}").bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= 391
+            s.screenshot(f"#w-{w}", f"phone-{w}")
+        s.page.screenshot(path=str(s.screenshot("#w-bypass", "phone-bypass").parent / "phone-top.png"))
+        s.assert_clean()
+    finally:
+        context.close()
