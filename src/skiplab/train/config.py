@@ -34,7 +34,7 @@ class TrainConfig:
     held_out: float = 0.2  # share of digits / synthetic data kept for evaluation
     device: str = "auto"  # auto (CUDA if present) | cpu | cuda
     amp: bool = True  # bfloat16 autocast, on CUDA only (the CPU run stays float32 and reproducible)
-    channels_last: bool = True  # NHWC memory format for conv nets, on CUDA only
+    channels_last: bool = True  # NHWC memory format for conv nets on CUDA, and on the CPU for images >= 16x16
     threads: int = 0  # torch intra-op threads for this run; 0 leaves torch's default
 
     def validate(self) -> TrainConfig:

@@ -1,0 +1,165 @@
+"""Training throughput of CIFAR ResNet-20 and ResNet-56 (3x32x32, batch 128) against a plainly written reference.
+
+The reference below is the same network (He et al. 2015, CIFAR ResNet with
+option A shortcuts) written the straightforward way, NCHW tensors and a
+textbook training step. skiplab's side is `cifar_resnet` trained by
+`skiplab.train.train_step` in the memory format the trainer picks
+(channels-last for images of 16x16 and up). Both run in the same process,
+interleaved in rounds so that load from other processes hits both alike;
+the ratio is what counts (the 2-core machine is shared, absolute numbers
+are noisy). Achieved GFLOP/s (FLOPs of one forward+backward counted by
+`FlopCounterMode`) is set against the peak float32 matmul rate measured in
+the same run. Last, the wall time of the default degradation experiment.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from skiplab.nn import cifar_resnet
+from skiplab.train import experiments as exp
+from skiplab.train import train_step
+from skiplab.train.loop import use_channels_last
+
+BATCH = 128
+
+
+# ---------------------------------------------------------------- the plainly written reference
+
+
+class RefBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.stride, self.pad = stride, cout - cin
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        short = x
+        if self.stride != 1 or self.pad:
+            short = x[:, :, :: self.stride, :: self.stride]
+            short = F.pad(short, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+        return F.relu(out + short)
+
+
+class RefResNet(nn.Module):
+    def __init__(self, depth):
+        super().__init__()
+        n = (depth - 2) // 6
+        self.conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(16)
+        layers, cin = [], 16
+        for i, w in enumerate((16, 32, 64)):
+            for j in range(n):
+                layers.append(RefBlock(cin, w, 2 if i > 0 and j == 0 else 1))
+                cin = w
+        self.layers = nn.Sequential(*layers)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = self.layers(F.relu(self.bn(self.conv(x))))
+        return self.fc(x.mean((2, 3)))
+
+
+def ref_step(model, opt, x, y):
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss
+
+
+# ---------------------------------------------------------------- measurement
+
+
+def peak_matmul_gflops(n: int = 2048, reps: int = 10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best / 1e9
+
+
+def step_flops(model, x, y) -> int:
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def throughput(depth: int, rounds: int, steps: int) -> dict:
+    torch.manual_seed(0)
+    x, y = torch.randn(BATCH, 3, 32, 32), torch.randint(0, 10, (BATCH,))
+    ref = RefResNet(depth)
+    ours = cifar_resnet(depth)
+    assert sum(p.numel() for p in ref.parameters()) == sum(p.numel() for p in ours.parameters())
+    flops = step_flops(ref, x, y)
+    channels_last = use_channels_last_for_cifar()
+    x_ours = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    if channels_last:
+        ours = ours.to(memory_format=torch.channels_last)
+    opt_ref = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    opt_ours = torch.optim.SGD(ours.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    for _ in range(2):  # warm-up: allocator, oneDNN primitive caches
+        ref_step(ref, opt_ref, x, y)
+        train_step(ours, opt_ours, x_ours, y)
+    times: dict[str, list[float]] = {"reference": [], "skiplab": []}
+    for _ in range(rounds):
+        for name, fn in (("reference", lambda: ref_step(ref, opt_ref, x, y)),
+                         ("skiplab", lambda: train_step(ours, opt_ours, x_ours, y))):  # fmt: skip
+            for _ in range(steps):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    ref_s, ours_s = statistics.median(times["reference"]), statistics.median(times["skiplab"])
+    return {
+        "reference_images_per_s": round(BATCH / ref_s, 1),
+        "skiplab_images_per_s": round(BATCH / ours_s, 1),
+        "ratio": round(ref_s / ours_s, 3),
+        "goal_ratio": 1.3,
+        "channels_last": channels_last,
+        "gflop_per_step": round(flops / 1e9, 2),
+        "skiplab_gflops": round(flops / ours_s / 1e9, 1),
+        "reference_gflops": round(flops / ref_s / 1e9, 1),
+        "steps_timed": len(times["skiplab"]),
+    }
+
+
+def use_channels_last_for_cifar() -> bool:
+    from skiplab.train import TrainConfig
+
+    return use_channels_last(TrainConfig(), torch.device("cpu"), (3, 32, 32))
+
+
+def run() -> dict:
+    out: dict = {"threads": torch.get_num_threads()}
+    peak = peak_matmul_gflops()
+    out["peak_matmul_gflops"] = round(peak, 1)
+    for depth, rounds, steps in ((20, 3, 3), (56, 3, 2)):
+        r = throughput(depth, rounds, steps)
+        r["fraction_of_peak"] = round(r["skiplab_gflops"] / peak, 3)
+        out[f"resnet{depth}"] = r
+    out["peak_matmul_gflops_after"] = round(peak_matmul_gflops(), 1)  # the load may have changed meanwhile
+    t0 = time.perf_counter()
+    deg = exp.degradation()
+    out["degradation_default"] = {
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "goal_s": 60,
+        "runs": len(deg.runs),
+        "verdict": deg.verdict,
+    }
+    return out
