@@ -91,7 +91,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         version="0.1.0",
     )
     app.state.settings = settings
-    app.state.engine = ComputeEngine(settings.cache_size)
+    app.state.engine = ComputeEngine(settings.cache_size, settings.torch_threads)
     app.state.jobs = JobManager(settings)
 
     static_url = f"/static/{static_version()}"

@@ -20,6 +20,7 @@ from fastapi import Depends, HTTPException, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from skiplab.probes.common import threads
 from skiplab.web.settings import WebSettings
 
 T = TypeVar("T")
@@ -46,11 +47,16 @@ def _key(fn: Callable, args: tuple) -> tuple:
 class ComputeEngine:
     """Runs library calls off the event loop, one at a time, remembering the last `cache_size` answers."""
 
-    def __init__(self, cache_size: int) -> None:
+    def __init__(self, cache_size: int, torch_threads: int = 1) -> None:
         self.cache_size = cache_size
+        self.torch_threads = torch_threads
         self.torch_lock = threading.Lock()  # one torch computation at a time
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """Answers currently remembered."""
+        return len(self._cache)
 
     def _remembered(self, key: tuple) -> Any | None:
         with self._cache_lock:
@@ -73,7 +79,7 @@ class ComputeEngine:
         hit = self._remembered(key)
         if hit is not None:
             return hit
-        with self.torch_lock:
+        with self.torch_lock, threads(self.torch_threads):
             result = fn(*args)
         self._remember(key, result)
         return result
