@@ -6,6 +6,7 @@ render tables, JSON or a rich progress bar. No numerical logic lives here.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -244,8 +245,6 @@ def runs_export(
         if fmt == "csv":
             text = s.export_csv(run_ids or None)
         else:
-            import json
-
             text = json.dumps(s.export_json(run_ids or None), indent=2) + "\n"
     if out is None:
         click.echo(text, nl=False)
