@@ -114,7 +114,7 @@ def bypass_metrics(
     check_int("seed", seed, 0, 2**31 - 1)
     choice("activation", activation, tuple(ACTIVATIONS))
     cfg = StackConfig(layers, width, "identity" if skips else "none", activation, "none", "he", preact, (width,))
-    with seeded(seed):
+    with threads(1), seeded(seed):
         blocks = [b for _, b in build_stack(cfg).named_blocks()]
         x = torch.randn(batch, width)
     body = nn.Sequential(*blocks).eval()

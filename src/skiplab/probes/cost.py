@@ -254,25 +254,26 @@ def compare_skip_types(
         raise ValueError(f"skips must be a non-empty tuple of {', '.join(SKIP_TYPES)}; got {skips!r}")
     for s in skips:
         choice("skip", s, SKIP_TYPES)
-    rows = []
-    for skip in skips:
-        cfg = StackConfig(depth, width, skip, activation, norm, "he", False, (3, size, size)).validate()
-        with seeded(seed):
-            model = build_stack(cfg).train()
-        x, y = synthetic_batch(cfg, batch, seed)
-        # One metered training step gives forward FLOPs, saved activations, peak memory and gradient flow.
-        # Small images: one thread is as fast and does not stall under load.
-        with threads(1), OpMeter() as meter, _SavedBytes(model) as saved:
-            flow = _probe(model, x, y, None, "cross_entropy", restore_buffers=False)
-        rows.append(
-            SkipTypeRow(
-                skip=skip,
-                params=count_params(model),
-                flops_per_example=meter.flops // batch,
-                activation_bytes_per_example=saved.bytes // batch,
-                peak_bytes=meter.peak_bytes,
-                grad_norms=tuple(la.input_grad_norm for la in flow.layers),
-                grad_summary=flow.summary.to_dict(),
+    # Small images are dispatch-bound: one thread is as fast, and does not stall when another process holds a core.
+    with threads(1):
+        rows = []
+        for skip in skips:
+            cfg = StackConfig(depth, width, skip, activation, norm, "he", False, (3, size, size)).validate()
+            with seeded(seed):
+                model = build_stack(cfg).train()
+            x, y = synthetic_batch(cfg, batch, seed)
+            # One metered training step gives forward FLOPs, saved activations, peak memory and gradient flow.
+            with OpMeter() as meter, _SavedBytes(model) as saved:
+                flow = _probe(model, x, y, None, "cross_entropy", restore_buffers=False)
+            rows.append(
+                SkipTypeRow(
+                    skip=skip,
+                    params=count_params(model),
+                    flops_per_example=meter.flops // batch,
+                    activation_bytes_per_example=saved.bytes // batch,
+                    peak_bytes=meter.peak_bytes,
+                    grad_norms=tuple(la.input_grad_norm for la in flow.layers),
+                    grad_summary=flow.summary.to_dict(),
+                )
             )
-        )
     return SkipTypeComparison(depth, width, (3, size, size), batch, tuple(rows))

@@ -166,12 +166,15 @@ def auto_threads(x: torch.Tensor) -> int:
 
     Small tensors (an MLP of width 64: ~0.2 ms of dispatch overhead per
     layer) gain nothing from a second thread, and when another process holds
-    a core a two-thread call can stall 10-60x while a one-thread call stays
-    within ~1.3x; so only image batches large enough to keep two cores busy
-    use them all.
+    a core a multi-thread call stalls 10-60x while a one-thread call stays
+    within ~1.3x (bench/bench_probes.py, "under load"). So small work uses one
+    thread, and image batches big enough to share use every core but one,
+    leaving a core to whatever else runs (on 2 cores: still one thread;
+    ResNet-110, batch 16: 0.9 s with one thread vs 3.3 s with two on a busy
+    2-core machine).
     """
     big = x.dim() >= 4 and x.numel() >= 16 * 3 * 32 * 32
-    return torch.get_num_threads() if big else 1
+    return max(1, torch.get_num_threads() - 1) if big else 1
 
 
 def _forward_with_inputs(
@@ -328,9 +331,9 @@ def stack_gradient_flow(cfg: StackConfig, batch: int = 64, seed: int = 0) -> Gra
     check_stack(cfg)
     check_int("batch", batch, 2, MAX_BATCH)
     check_int("seed", seed, 0, 2**31 - 1)
-    with seeded(seed):
-        model = build_stack(cfg)
     x, y = synthetic_batch(cfg, batch, seed)
     with threads(auto_threads(x)), flush_denormals():
+        with seeded(seed):
+            model = build_stack(cfg)
         # A fresh model is thrown away afterwards: no need to restore its BatchNorm statistics.
         return _probe(model.train(), x, y, None, "cross_entropy", restore_buffers=False)

@@ -103,7 +103,7 @@ def gradient_by_path_length(
     if model is None:
         check_int("blocks", blocks, 1, 200)
         cfg = StackConfig(depth=blocks, skip="identity", preact=True, norm="batch")
-        with seeded(seed):
+        with threads(1), seeded(seed):
             model = build_stack(cfg).train()
         g = torch.Generator().manual_seed(seed)
         x = torch.randn(64, *cfg.in_shape, generator=g)

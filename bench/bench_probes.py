@@ -1,0 +1,136 @@
+"""Probe speed: gradient flow against a straightforward hook-based baseline, and every probe at its default.
+
+Goals (issue 6), medians on 2 cores: gradient flow of a width-64, batch-64
+MLP at depth 100 <= 25 ms and depth 1000 <= 400 ms; CIFAR ResNet-110 with
+batch 16 <= 500 ms; every probe at its explainer default <= 50 ms. The
+baseline is what one writes first: forward pre-hooks that `retain_grad()` each
+block input, `loss.backward()` into `.grad`, one `.item()` per norm, the
+process's default thread count and no denormal flushing. Both run in the same
+process on the same prebuilt model; ratios are baseline / probe.
+
+The "under load" section runs the depth-100 case again while a second
+process spins on one core, for the probe's own thread choice (1 thread for
+an MLP), the probe forced to use every core, and the baseline.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from skiplab.nn import StackConfig, build_stack, create_model
+from skiplab.probes.anatomy import block_anatomy
+from skiplab.probes.bypass import bypass_metrics
+from skiplab.probes.cost import compare_skip_types
+from skiplab.probes.gradflow import gradient_flow, select_modules, stack_gradient_flow, synthetic_batch
+from skiplab.probes.paths import gradient_by_path_length, path_length_distribution
+
+
+def hook_baseline(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[tuple[str, float, float]]:
+    targets = select_modules(model)
+    inputs: dict[str, torch.Tensor] = {}
+
+    def keep(name):
+        def hook(module, args):
+            t = args[0]
+            if not t.requires_grad:
+                t = t.detach().requires_grad_()
+            t.retain_grad()
+            inputs[name] = t
+            return (t, *args[1:])
+
+        return hook
+
+    handles = [m.register_forward_pre_hook(keep(n)) for n, m in targets]
+    try:
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+    finally:
+        for h in handles:
+            h.remove()
+    out = []
+    for name, m in targets:
+        w = math.sqrt(sum(p.grad.norm().item() ** 2 for p in m.parameters() if p.grad is not None))
+        out.append((name, inputs[name].grad.norm().item(), w))
+    model.zero_grad(set_to_none=True)
+    return out
+
+
+def median_ms(fn, reps: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return round(statistics.median(times) * 1e3, 2)
+
+
+def _compare(model, x, y, reps: int, **probe_kw) -> dict:
+    probe = median_ms(lambda: gradient_flow(model, x, y, **probe_kw), reps)
+    base = median_ms(lambda: hook_baseline(model, x, y), reps)
+    # The two agree: same norms from the same network.
+    ours = [la.input_grad_norm for la in gradient_flow(model, x, y).layers]
+    theirs = [n for _, n, _ in hook_baseline(model, x, y)]
+    agree = all(math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-30) for a, b in zip(ours, theirs))
+    return {"probe_ms": probe, "baseline_ms": base, "speedup": round(base / probe, 2), "norms_agree": agree}
+
+
+def _mlp(depth: int, **kw):
+    cfg = StackConfig(depth=depth, width=64, **kw)
+    torch.manual_seed(0)
+    model = build_stack(cfg).train()
+    x, y = synthetic_batch(cfg, 64, 0)
+    return model, x, y
+
+
+def _spin(stop) -> None:
+    while not stop.is_set():
+        pass
+
+
+def run() -> dict:
+    out: dict = {"threads_available": torch.get_num_threads()}
+    model, x, y = _mlp(100)
+    out["mlp_depth100"] = {**_compare(model, x, y, 21), "goal_ms": 25}
+    out["mlp_depth100_end_to_end_ms"] = median_ms(lambda: stack_gradient_flow(StackConfig(depth=100)), 7)
+    sig = _mlp(100, activation="sigmoid", norm="none", skip="none")
+    out["mlp_depth100_sigmoid_plain"] = _compare(*sig, 11)
+    out["mlp_depth1000"] = {**_compare(*_mlp(1000), 5), "goal_ms": 400}
+    torch.manual_seed(0)
+    resnet = create_model("resnet110").train()
+    rx, ry = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    out["resnet110_batch16"] = {**_compare(resnet, rx, ry, 5), "goal_ms": 500}
+    out["resnet110_batch16_1_thread_ms"] = median_ms(lambda: gradient_flow(resnet, rx, ry, num_threads=1), 5)
+
+    defaults = {
+        "stack_gradient_flow(depth=20)": lambda: stack_gradient_flow(StackConfig(depth=20)),
+        "block_anatomy()": lambda: block_anatomy(),
+        "bypass_metrics()": lambda: bypass_metrics(),
+        "compare_skip_types()": lambda: compare_skip_types(),
+        "path_length_distribution(10)": lambda: path_length_distribution(10),
+        "gradient_by_path_length()": lambda: gradient_by_path_length(),
+    }
+    out["defaults_ms"] = {name: median_ms(fn, 9) for name, fn in defaults.items()}
+    out["defaults_goal_ms"] = 50
+
+    stop = mp.Event()
+    spinner = mp.Process(target=_spin, args=(stop,), daemon=True)
+    spinner.start()
+    try:
+        time.sleep(0.2)
+        n = torch.get_num_threads()
+        out["under_load_mlp_depth100"] = {
+            "probe_auto_threads_ms": median_ms(lambda: gradient_flow(model, x, y), 21),
+            f"probe_{n}_threads_ms": median_ms(lambda: gradient_flow(model, x, y, num_threads=n), 21),
+            "baseline_ms": median_ms(lambda: hook_baseline(model, x, y), 21),
+        }
+    finally:
+        stop.set()
+        spinner.join()
+    return out
