@@ -97,3 +97,15 @@ def test_cancel_latency_on_a_big_net_is_under_two_seconds():
     result = train(cfg, should_stop=stop)
     assert result.status == "stopped"
     assert time.perf_counter() - t["asked"] < 2.0
+
+
+def test_a_run_that_raises_is_stored_as_failed(tmp_path):
+    store = RunStore(tmp_path / "runs.db")
+
+    def boom(metrics):
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        train(TINY, store=store, on_epoch=boom)
+    (run,) = store.list()
+    assert run.status == "failed" and "disk full" in run.message and run.epochs_done == 1

@@ -241,11 +241,6 @@ def train(
         torch.set_num_threads(cfg.threads)
     try:
         return _train(cfg, on_epoch, should_stop, store, run_dir, resume, run_id, name, on_step)
-    except BaseException as e:
-        # A run that dies of an exception is recorded as failed, not left 'running' forever.
-        if store is not None and getattr(e, "skiplab_run_id", None):
-            store.finish(e.skiplab_run_id, "failed", f"{type(e).__name__}: {e}")
-        raise
     finally:
         torch.set_num_threads(old_threads)
 
@@ -367,8 +362,9 @@ def _train(cfg, on_epoch, should_stop, store, run_dir, resume, run_id, name, on_
             store.finish(run_id, status, message)
         checksums = distributed.gather(weights_checksum(model), ctx) if ctx.enabled else []
     except BaseException as e:
+        # A run that dies of an exception (or an interrupt) is recorded as failed, not left 'running' forever.
         if store is not None and ctx.is_main:
-            e.skiplab_run_id = run_id
+            store.finish(run_id, "failed", f"{type(e).__name__}: {e}")
         raise
     finally:
         distributed.shutdown(ctx)
