@@ -79,3 +79,19 @@ def test_skip_types_bad_options():
         compare_skip_types(skips=("identity", "wormhole"))
     with pytest.raises(ValueError, match="depth"):
         compare_skip_types(depth=0)
+
+
+@pytest.mark.gpu
+def test_peak_memory_agrees_with_the_cuda_allocator():
+    from skiplab.probes.cost import peak_step_bytes
+
+    model = nn.Sequential(nn.Linear(1024, 2048), nn.ReLU(), nn.Linear(2048, 1024)).cuda()
+    x = torch.randn(512, 1024, device="cuda")
+    peak_step_bytes(model, x)  # warm-up: cuBLAS handles and workspaces
+    torch.cuda.synchronize()
+    start = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    ours = peak_step_bytes(model, x)
+    allocator = torch.cuda.max_memory_allocated() - start
+    # The allocator rounds every block up to 512 bytes: it may see a little more, never less.
+    assert ours <= allocator <= 1.02 * ours

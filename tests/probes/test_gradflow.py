@@ -143,3 +143,15 @@ def test_output_that_does_not_fit_the_loss():
         gradient_flow(model, torch.randn(5, 4), torch.zeros(5, dtype=torch.long), modules="(")
     with pytest.raises(ValueError, match="loss must be one of"):
         gradient_flow(model, torch.randn(5, 4), torch.zeros(5, dtype=torch.long), loss="hinge")
+
+
+@pytest.mark.gpu
+def test_cuda_probe_equals_the_cpu_probe_in_float64():
+    model = build_stack(StackConfig(depth=6, width=8, in_shape=(8,))).double().train()
+    x, y = _batch()
+    cpu = gradient_flow(model, x, y)
+    gpu = gradient_flow(model.cuda(), x.cuda(), y.cuda())
+    for a, b in zip(cpu.layers, gpu.layers):
+        assert a.name == b.name
+        assert math.isclose(a.input_grad_norm, b.input_grad_norm, rel_tol=1e-9)
+        assert math.isclose(a.weight_grad_norm, b.weight_grad_norm, rel_tol=1e-9)

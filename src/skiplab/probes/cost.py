@@ -113,12 +113,14 @@ class OpMeter(TorchDispatchMode):
             del self._refs[key]
             self.live_bytes -= entry[1]
 
-    def _follow(self, t: torch.Tensor) -> None:
+    def _follow(self, t: torch.Tensor, args: tuple) -> None:
         storage = t.untyped_storage()
         key = storage.data_ptr()
         if key == 0:
             return
         entry = self._refs.get(key)
+        if entry is None and key in _storage_addresses(args):
+            return  # a view of, or an in-place write to, memory that existed before (a weight, the input)
         if entry is None:
             nbytes = storage.nbytes()
             self._refs[key] = [1, nbytes]
@@ -134,13 +136,17 @@ class OpMeter(TorchDispatchMode):
         if formula is not None and torch._C._current_autograd_node() is None:
             self.flops += int(formula(*args, **kwargs, out_val=out))
         if isinstance(out, torch.Tensor):
-            self._follow(out)
+            self._follow(out, args)
         elif isinstance(out, (tuple, list)):
             for t in tree_flatten(out)[0]:
                 if isinstance(t, torch.Tensor):
-                    self._follow(t)
+                    self._follow(t, args)
         self.peak_bytes = max(self.peak_bytes, self.live_bytes)
         return out
+
+
+def _storage_addresses(args: tuple) -> set[int]:
+    return {a.untyped_storage().data_ptr() for a in tree_flatten(args)[0] if isinstance(a, torch.Tensor)}
 
 
 def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
