@@ -175,3 +175,22 @@ def test_engine_caches_answers_and_reports_value_errors():
 
 def test_default_views_cover_every_compute_route():
     assert len(default_views()) == 8
+
+
+def test_stored_degradation_runs_say_where_they_came_from(client):
+    data = client.get("/api/results/degradation").json()
+    assert data["provenance"]["command"].startswith("skiplab experiment degradation")
+    depths = sorted({c["depth"] for c in data["curves"]})
+    assert len(depths) >= 2 and {c["kind"] for c in data["curves"]} == {"plain", "res"}
+    assert len(data["curves"]) == len(depths) * 2 * len(data["seeds"])
+    assert all(c["epochs"] and c["epochs"][0]["epoch"] == 1 for c in data["curves"])
+    assert {c["kind"] for c in data["comparisons"]} == {"plain", "res"}
+
+
+def test_stored_lesion_study_has_a_residual_and_a_plain_net(client):
+    data = client.get("/api/results/lesion").json()
+    assert data["provenance"]["command"].startswith("skiplab experiment lesion")
+    kinds = {s["kind"] for s in data["studies"]}
+    assert kinds == {"res", "plain"}
+    for s in data["studies"]:
+        assert s["blocks"] and all(b["accuracy"] is None or 0 <= b["accuracy"] <= 1 for b in s["blocks"])

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from skiplab.train import train
 from skiplab.train.experiments import DegradationConfig
@@ -26,14 +26,25 @@ from skiplab.web.jobs import Job, JobManager, TooManyJobs, UnknownJob
 router = APIRouter(prefix="/jobs", tags=["live training"])
 
 POLL_S = 0.1  # how often the event stream looks for new epochs
+BAD_BODY = {400: {"model": Problem, "description": "The body could not be read as JSON."}}
 TOO_MANY = {429: {"model": Problem, "description": "Every live-training slot is taken; wait or cancel a job."}}
 
 
+def json_integer(v: object) -> object:
+    """A JSON integer (17 or 17.0), never a boolean or a string that looks like one."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError("must be an integer")
+    return v
+
+
+JsonInt = Annotated[int, BeforeValidator(json_integer)]
+
+
 class JobRequest(BaseModel):
-    depth: int = Field(56, ge=2, le=110, description="Conv layers of the digits net.")
+    depth: JsonInt = Field(56, ge=2, le=110, description="Layers of the digits net (the stored runs' family).")
     skip: Literal["none", "identity"] = Field("none", description="none: plain; identity: residual.")
-    epochs: int = Field(10, ge=1, le=30, description="Epochs to train (the server may bound this lower).")
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    epochs: JsonInt = Field(10, ge=1, le=30, description="Epochs to train (the server may bound this lower).")
+    seed: JsonInt = Field(0, ge=0, le=2**31 - 1)
 
 
 class JobOut(BaseModel):
@@ -80,7 +91,7 @@ def training_work(req: JobRequest):
     "",
     response_model=JobOut,
     status_code=202,
-    responses={**UNPROCESSABLE, **TOO_MANY},
+    responses={**BAD_BODY, **UNPROCESSABLE, **TOO_MANY},
     summary="Start a live training job",
 )
 def start(request: Request, settings: Settings, req: Annotated[JobRequest, Body()] = JobRequest()) -> JobOut:
@@ -95,8 +106,17 @@ def start(request: Request, settings: Settings, req: Annotated[JobRequest, Body(
     return JobOut(**job.snapshot())
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND, summary="A job's status and epochs so far")
-def status(request: Request, job_id: str) -> JobOut:
+@router.api_route(
+    "/{job_id}",
+    methods=["GET", "DELETE"],
+    response_model=JobOut,
+    responses=NOT_FOUND,
+    summary="GET: a job's status and epochs so far; DELETE: cancel it (as POST .../cancel)",
+)
+def job(request: Request, job_id: str) -> JobOut:
+    # One route for both methods, so a 405 on this path lists every method it supports.
+    if request.method == "DELETE":
+        return cancel(request, job_id)
     return JobOut(**find(request, job_id).snapshot())
 
 
@@ -140,8 +160,3 @@ async def events(request: Request, job_id: str) -> StreamingResponse:
 def cancel(request: Request, job_id: str) -> JobOut:
     find(request, job_id)
     return JobOut(**manager(request).cancel(job_id).snapshot())
-
-
-@router.delete("/{job_id}", response_model=JobOut, responses=NOT_FOUND, summary="Cancel a job (as POST cancel)")
-def delete(request: Request, job_id: str) -> JobOut:
-    return cancel(request, job_id)

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from skiplab.nn import ShapeMismatchError, StackConfig, build_stack, make_shortcut
+from skiplab.nn import StackConfig, build_stack, make_shortcut
 from skiplab.probes import measure_cost
 from skiplab.probes.gradflow import stack_gradient_flow
 from skiplab.web.deps import UNPROCESSABLE, Engine
@@ -42,7 +42,7 @@ def shortcut_outcome(q: ShortcutQuery) -> ShortcutOut:
     """Ask `make_shortcut` for the shortcut; report its refusal or what it built and costs."""
     try:
         module = make_shortcut(q.shortcut, q.in_channels, q.out_channels, q.stride)
-    except ShapeMismatchError as e:  # the pitfall itself: a result to show, not a bad request
+    except ValueError as e:  # ShapeMismatchError, or zero-padding asked to drop channels: the pitfall, shown
         return ShortcutOut(ok=False, shortcut=q.shortcut, error=str(e), error_type=type(e).__name__)
     cost = measure_cost(module, (q.in_channels, SAMPLE_SIZE, SAMPLE_SIZE))
     return ShortcutOut(ok=True, shortcut=q.shortcut, module=repr(module), cost=CostOut(**cost.to_dict()))

@@ -202,7 +202,7 @@ export function fill(container, ...children) {
 }
 
 export function readout(dl, pairs) {
-  fill(dl, pairs.flatMap(([k, v, cls]) => [h("dt", {}, k), h("dd", { class: cls }, v)]));
+  fill(dl, pairs.map(([k, v, cls]) => h("div", {}, h("dt", {}, k), h("dd", { class: cls }, v))));
 }
 
 export function table(tbl, head, rows) {
