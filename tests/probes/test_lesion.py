@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from skiplab.nn import StackConfig, build_stack, create_model
+from skiplab.probes.common import threads
 from skiplab.probes.lesion import lesion_study
 
 
@@ -16,12 +17,13 @@ def _blobs(n, seed, classes=4, features=16):
 def _trained(skip):
     torch.manual_seed(0)
     model = build_stack(StackConfig(depth=8, width=32, skip=skip, in_shape=(16,), num_classes=4))
-    x, y = _blobs(512, 1)
+    x, y = _blobs(256, 1)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    for _ in range(60):
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
+    with threads(1):  # small tensors: one thread is fastest, and steady when the machine is busy
+        for _ in range(40):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
     return model
 
 
@@ -32,9 +34,9 @@ def test_a_residual_net_survives_single_deletions_a_plain_one_does_not():
     plain = lesion_study(_trained("none"), x, y)
     assert res.intact_accuracy > 0.9 and plain.intact_accuracy > 0.9
     assert (res.architecture, plain.architecture) == ("residual", "plain")
-    res_drop = res.intact_accuracy - res.mean_accuracy
-    plain_drop = plain.intact_accuracy - plain.mean_accuracy
-    assert res_drop < plain_drop
+    # Veit et al. 2016: one deleted block costs a residual net little; a plain net falls toward chance (1/4).
+    assert res.intact_accuracy - res.mean_accuracy < 0.05
+    assert plain.mean_accuracy < 0.6
 
 
 def test_deleting_a_zero_initialised_residual_block_changes_nothing():

@@ -25,6 +25,7 @@ import weakref
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
@@ -113,13 +114,13 @@ class OpMeter(TorchDispatchMode):
             del self._refs[key]
             self.live_bytes -= entry[1]
 
-    def _follow(self, t: torch.Tensor, args: tuple) -> None:
+    def _follow(self, t: torch.Tensor, existing: set[int]) -> None:
         storage = t.untyped_storage()
         key = storage.data_ptr()
         if key == 0:
             return
         entry = self._refs.get(key)
-        if entry is None and key in _storage_addresses(args):
+        if entry is None and key in existing:
             return  # a view of, or an in-place write to, memory that existed before (a weight, the input)
         if entry is None:
             nbytes = storage.nbytes()
@@ -135,18 +136,24 @@ class OpMeter(TorchDispatchMode):
         formula = flop_registry.get(func._overloadpacket)
         if formula is not None and torch._C._current_autograd_node() is None:
             self.flops += int(formula(*args, **kwargs, out_val=out))
-        if isinstance(out, torch.Tensor):
-            self._follow(out, args)
-        elif isinstance(out, (tuple, list)):
-            for t in tree_flatten(out)[0]:
-                if isinstance(t, torch.Tensor):
-                    self._follow(t, args)
+        outs = [out] if isinstance(out, torch.Tensor) else [t for t in tree_flatten(out)[0] if torch.is_tensor(t)]
+        if outs:
+            existing = _storage_addresses(args)
+            for t in outs:
+                self._follow(t, existing)
         self.peak_bytes = max(self.peak_bytes, self.live_bytes)
         return out
 
 
 def _storage_addresses(args: tuple) -> set[int]:
-    return {a.untyped_storage().data_ptr() for a in tree_flatten(args)[0] if isinstance(a, torch.Tensor)}
+    """Storage addresses of an op's tensor arguments (aten ops nest tensors at most one list deep)."""
+    out = set()
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            out.add(a.untyped_storage().data_ptr())
+        elif isinstance(a, (list, tuple)):
+            out.update(t.untyped_storage().data_ptr() for t in a if isinstance(t, torch.Tensor))
+    return out
 
 
 def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
@@ -268,9 +275,13 @@ def compare_skip_types(
             with seeded(seed):
                 model = build_stack(cfg).train()
             x, y = synthetic_batch(cfg, batch, seed)
-            # One metered training step gives forward FLOPs, saved activations, peak memory and gradient flow.
+            # One metered training step (gradients of the parameters only, as in training) gives forward
+            # FLOPs, saved activations and peak memory; the gradient flow comes from a second, unmetered one.
+            params = [p for p in model.parameters() if p.requires_grad]
             with OpMeter() as meter, _SavedBytes(model) as saved:
-                flow = _probe(model, x, y, None, "cross_entropy", restore_buffers=False)
+                grads = torch.autograd.grad(F.cross_entropy(model(x), y), params)
+                del grads
+            flow = _probe(model, x, y, None, "cross_entropy", restore_buffers=False)
             rows.append(
                 SkipTypeRow(
                     skip=skip,

@@ -253,24 +253,14 @@ def _probe(
 
 
 def _parameters_by_target(model: nn.Module, targets: list[tuple[str, nn.Module]]) -> list[list[nn.Parameter]]:
-    """Each target's trainable parameters, from one walk over the model (not one walk per target)."""
-    index = {name: i for i, (name, _) in enumerate(targets)}
-    out: list[list[nn.Parameter]] = [[] for _ in targets]
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        parts = name.split(".")
-        for k in range(1, len(parts)):
-            i = index.get(".".join(parts[:k]))
-            if i is not None:
-                out[i].append(p)
-    return out
+    """Each target's trainable parameters (its submodules' included)."""
+    return [[p for p in m.parameters() if p.requires_grad] for _, m in targets]
 
 
 def _norms(grads: tuple[torch.Tensor | None, ...]) -> list[float]:
     """Every norm in one vectorised call and one copy to Python (not one `.item()` per layer)."""
     present = [g for g in grads if g is not None]
-    values = iter(torch.stack(torch._foreach_norm(present)).double().tolist() if present else [])
+    values = iter(torch.stack(torch._foreach_norm(present)).tolist() if present else [])
     return [next(values) if g is not None else 0.0 for g in grads]
 
 
