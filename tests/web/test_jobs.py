@@ -122,3 +122,24 @@ def test_shutdown_cancels_running_jobs():
     t.start()
     t.join(3)
     assert not t.is_alive() and m.get(job.id).status == "stopped"
+
+
+@pytest.mark.slow
+def test_live_runs_are_recorded_in_the_run_store(tmp_path):
+    settings = WebSettings(warm_up=False, store_path=str(tmp_path / "runs.db"))
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/api/runs").json() == []
+        job = client.post("/api/jobs", json={"depth": 4, "skip": "identity", "epochs": 1}).json()
+        end = read_events(client, job["id"])[-1][1]
+        assert end["status"] == "completed" and "stored as run" in end["message"]
+        runs = client.get("/api/runs", params={"name": "live"}).json()
+        assert len(runs) == 1 and runs[0]["model"] == "resmlp4" and runs[0]["epochs_done"] == 1
+        one = client.get(f"/api/runs/{runs[0]['id']}").json()
+        assert [e["epoch"] for e in one["epochs"]] == [1]
+        assert client.get("/api/runs/nope").status_code == 404
+
+
+def test_without_a_store_the_runs_endpoint_says_how_to_get_one():
+    with TestClient(create_app(WebSettings(warm_up=False))) as client:
+        r = client.get("/api/runs")
+        assert r.status_code == 404 and "--store" in r.json()["detail"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,11 +11,19 @@ import typer
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind; 127.0.0.1 keeps the server private.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            help="SQLite run store that records the live runs trained from the article (kept nowhere if unset)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the explainer article."""
     import uvicorn
 
     from skiplab.web.app import create_app
+    from skiplab.web.settings import WebSettings
 
+    settings = WebSettings(store_path=str(store) if store else None)
     typer.echo(f"skiplab explainer on http://{host}:{port}/")
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")

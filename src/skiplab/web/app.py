@@ -18,10 +18,11 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
+from skiplab.store import RunStore
 from skiplab.web.article import STATIC_DIR, plotly_js_path, plotly_js_version, render_article, static_version
 from skiplab.web.deps import ComputeEngine
 from skiplab.web.jobs import JobManager
-from skiplab.web.routers import anatomy, bypass, gradflow, jobs, pages, paths, pitfalls, results, skip_types
+from skiplab.web.routers import anatomy, bypass, gradflow, jobs, pages, paths, pitfalls, results, runs, skip_types
 from skiplab.web.settings import WebSettings
 
 
@@ -93,6 +94,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = ComputeEngine(settings.cache_size, settings.torch_threads)
     app.state.jobs = JobManager(settings)
+    app.state.store = RunStore(settings.store_path) if settings.store_path else None
 
     static_url = f"/static/{static_version()}"
     plotly_url = f"/vendor/plotly-{plotly_js_version()}.min.js"
@@ -104,7 +106,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
 
     app.include_router(pages.router)
     app.include_router(pages.plotly_route(plotly_url, str(plotly_js_path()), settings.static_max_age_s))
-    for module in (bypass, anatomy, gradflow, skip_types, paths, pitfalls, results, jobs):
+    for module in (bypass, anatomy, gradflow, skip_types, paths, pitfalls, results, jobs, runs):
         app.include_router(module.router, prefix="/api")
     app.mount(static_url, CachedStatic(directory=STATIC_DIR, max_age=settings.static_max_age_s), name="static")
 

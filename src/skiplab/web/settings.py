@@ -27,4 +27,5 @@ class WebSettings:
     # busy 2-core machine a second thread mostly spins (measured: the dense-memory view 3-10x faster on one).
     torch_threads: int = 1
     warm_up: bool = True  # compute every widget's default view when the server starts
+    store_path: str | None = None  # SQLite run store that records live runs; None: live runs are not kept
     static_max_age_s: int = 31_536_000  # plotly.js and our JS/CSS carry a version in their URL: cache for a year

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, BeforeValidator, Field
 
+from skiplab.store import RunStore
 from skiplab.train import train
 from skiplab.train.experiments import DegradationConfig
 from skiplab.web.deps import NOT_FOUND, UNPROCESSABLE, Problem, Settings
@@ -72,7 +73,7 @@ def json_safe(metrics: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
 
 
-def training_work(req: JobRequest):
+def training_work(req: JobRequest, store: RunStore | None = None):
     """The job's work: the degradation recipe on a plain or residual conv net, one thread, streaming each epoch."""
     kind = "res" if req.skip == "identity" else "plain"
     # One torch thread: the widgets' probes keep the other core while a job trains.
@@ -81,8 +82,11 @@ def training_work(req: JobRequest):
     )
 
     def work(on_epoch, should_stop) -> tuple[str, str]:
-        result = train(cfg, on_epoch=lambda m: on_epoch(json_safe(m.to_dict())), should_stop=should_stop)
-        return result.status, result.message
+        result = train(
+            cfg, on_epoch=lambda m: on_epoch(json_safe(m.to_dict())), should_stop=should_stop, store=store, name="live"
+        )
+        kept = f"stored as run {result.run_id}" if store is not None else ""
+        return result.status, "; ".join(m for m in (result.message, kept) if m)
 
     return work
 
@@ -100,7 +104,7 @@ def start(request: Request, settings: Settings, req: Annotated[JobRequest, Body(
             422, f"epochs must be at most {settings.max_epochs} and depth at most {settings.max_job_depth}"
         )
     try:
-        job = manager(request).start(req.model_dump(), training_work(req))
+        job = manager(request).start(req.model_dump(), training_work(req, request.app.state.store))
     except TooManyJobs as e:
         raise HTTPException(429, str(e), headers={"Retry-After": "10"}) from None
     return JobOut(**job.snapshot())
