@@ -3,6 +3,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from skiplab.cli import app
@@ -88,12 +89,16 @@ def test_truncated_cifar_file_is_reported(tmp_path):
     assert out.exit_code == 2 and "test_batch.bin has 12,291 bytes" in text(out)
 
 
-def test_experiment_degradation_writes_a_results_file(tmp_path):
+@pytest.mark.parametrize("family", ["mlp", "conv"])
+def test_experiment_degradation_writes_a_results_file(tmp_path, family):
     target = tmp_path / "deg.json"
-    argv = ["experiment", "degradation", "--depths", "2,4", "--seeds", "0", "--epochs", "1", "--width", "8"]
+    argv = ["experiment", "degradation", "--depths", "2,4", "--seeds", "0", "--epochs", "1", "--width", "4"]
+    argv += ["--family", family]
     out = runner.invoke(app, [*argv, "--workers", "1", "--store", str(tmp_path / "r.db"), "--results-out", str(target)])
     assert out.exit_code == 0, out.output
     assert "deeper is better?" in out.output and "plain:" in out.output
     data = json.loads(target.read_text())
     assert data["format"] == "skiplab-results-1" and data["name"] == "degradation"
     assert data["config"]["depths"] == [2, 4] and len(data["runs"]) == 4
+    assert data["runs"]["plain4-s0"]["config"]["model"] == f"plain{family}4"
+    assert data["command"].startswith("skiplab experiment degradation")

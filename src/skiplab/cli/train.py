@@ -256,6 +256,16 @@ def runs_export(
 # ---------------------------------------------------------------- experiments
 
 
+def _command(ctx: typer.Context) -> list[str]:
+    """The experiment's command with every setting spelled out (defaults too), as recorded in a results file."""
+    args = [ctx.parent.info_name if ctx.parent else "experiment", ctx.info_name or ""]
+    for param in ctx.command.params:
+        if param.name in ("store", "write_results_", "results_out", "json_"):
+            continue
+        args += [max(param.opts, key=len), str(ctx.params[param.name])]
+    return args
+
+
 def _results_target(write_results_: bool, results_out: Path | None, name: str) -> Path | None:
     if results_out is not None:
         return results_out
@@ -277,6 +287,7 @@ def _on_run(quiet: bool):
 
 @experiment_app.command("degradation")
 def degradation_cmd(
+    ctx: typer.Context,
     depths: Annotated[str, typer.Option(help="Comma-separated depths.")] = ",".join(
         map(str, exp.DegradationConfig.depths)
     ),
@@ -316,7 +327,7 @@ def degradation_cmd(
         result = exp.degradation(cfg, store=_open_store(store), on_run=_on_run(json_))
     target = _results_target(write_results_, results_out, "degradation")
     if target is not None:
-        write_results(target, results_payload("degradation", sys.argv[1:], result.to_dict()))
+        write_results(target, results_payload("degradation", _command(ctx), result.to_dict()))
         err_console.print(f"wrote {target}")
     if json_:
         print_json(result.to_dict())
@@ -346,6 +357,7 @@ def degradation_cmd(
 
 @experiment_app.command("skip-types")
 def skip_types_cmd(
+    ctx: typer.Context,
     skips: Annotated[str, typer.Option(help="Comma-separated skip types.")] = ",".join(exp.SkipTypesConfig.skips),
     depth: Annotated[int, typer.Option()] = exp.SkipTypesConfig.depth,
     width: Annotated[int, typer.Option()] = exp.SkipTypesConfig.width,
@@ -373,7 +385,7 @@ def skip_types_cmd(
         result = exp.skip_types(cfg, store=_open_store(store), on_run=_on_run(json_))
     target = _results_target(write_results_, results_out, "skip_types")
     if target is not None:
-        write_results(target, results_payload("skip_types", sys.argv[1:], result.to_dict()))
+        write_results(target, results_payload("skip_types", _command(ctx), result.to_dict()))
         err_console.print(f"wrote {target}")
     if json_:
         print_json(result.to_dict())
@@ -397,6 +409,7 @@ def skip_types_cmd(
 
 @experiment_app.command("lesion")
 def lesion_cmd(
+    ctx: typer.Context,
     depth: Annotated[int, typer.Option()] = exp.LesionConfig.depth,
     family: Annotated[str, typer.Option(help="mlp | conv.")] = exp.LesionConfig.family,
     width: Annotated[int, typer.Option()] = exp.LesionConfig.width,
@@ -418,7 +431,7 @@ def lesion_cmd(
         result = exp.lesion(cfg, store=_open_store(store), on_run=_on_run(json_))
     target = _results_target(write_results_, results_out, "lesion")
     if target is not None:
-        write_results(target, results_payload("lesion", sys.argv[1:], result.to_dict()))
+        write_results(target, results_payload("lesion", _command(ctx), result.to_dict()))
         err_console.print(f"wrote {target}")
     if json_:
         print_json(result.to_dict())

@@ -92,7 +92,8 @@ class TrainConfig:
 
 PRESETS: dict[str, TrainConfig] = {
     # He et al. 2015, sec. 4.2: SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10 at 32k and
-    # 48k iterations, stopped at 64k (= 164 epochs of 391 batches), on 45k/5k... here the full 50k training set.
+    # 48k iterations, stopped at 64k (= 164 epochs of 391 batches of the 50k training images), with the 4-pixel
+    # pad / random crop / flip augmentation; evaluated on the 10k test images.
     "he2015-cifar": TrainConfig(
         model="resnet20",
         data="cifar10",
