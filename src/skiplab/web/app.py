@@ -7,6 +7,7 @@ the library's `to_dict()` as typed JSON. Nothing here computes a number.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from skiplab.store import RunStore
 from skiplab.web.article import STATIC_DIR, plotly_js_path, plotly_js_version, render_article, static_version
@@ -37,6 +39,11 @@ class CachedStatic(StaticFiles):
         response = super().file_response(*args, **kwargs)
         response.headers["Cache-Control"] = f"public, max-age={self.max_age}, immutable"
         return response
+
+
+def _template_matches(template: str, path: str) -> bool:
+    """Whether an OpenAPI path template such as /api/jobs/{job_id} matches `path`."""
+    return re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path) is not None
 
 
 def _readable(exc: RequestValidationError) -> str:
@@ -99,6 +106,17 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     static_url = f"/static/{static_version()}"
     plotly_url = f"/vendor/plotly-{plotly_js_version()}.min.js"
     app.state.article_html = render_article(static_url, plotly_url)
+
+    @app.exception_handler(405)
+    async def method_not_allowed(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette names only the first route matching the path; list every documented method of the path.
+        allowed = sorted(
+            m.upper()
+            for path, ops in app.openapi()["paths"].items()
+            if _template_matches(path, request.url.path)
+            for m in ops
+        )
+        return JSONResponse({"detail": "Method Not Allowed"}, 405, headers={"Allow": ", ".join(allowed)})
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

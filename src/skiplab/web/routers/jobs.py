@@ -110,18 +110,14 @@ def start(request: Request, settings: Settings, req: Annotated[JobRequest, Body(
     return JobOut(**job.snapshot())
 
 
-@router.api_route(
-    "/{job_id}",
-    methods=["GET", "DELETE"],
-    response_model=JobOut,
-    responses=NOT_FOUND,
-    summary="GET: a job's status and epochs so far; DELETE: cancel it (as POST .../cancel)",
-)
-def job(request: Request, job_id: str) -> JobOut:
-    # One route for both methods, so a 405 on this path lists every method it supports.
-    if request.method == "DELETE":
-        return cancel(request, job_id)
+@router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND, summary="A job's status and epochs so far")
+def status(request: Request, job_id: str) -> JobOut:
     return JobOut(**find(request, job_id).snapshot())
+
+
+@router.delete("/{job_id}", response_model=JobOut, responses=NOT_FOUND, summary="Cancel a job (as POST cancel)")
+def delete(request: Request, job_id: str) -> JobOut:
+    return cancel(request, job_id)
 
 
 def sse(event: str, data: dict) -> str:

@@ -90,7 +90,7 @@ async def dense(q: Annotated[DenseQuery, Query()], engine: Engine) -> DenseOut:
 
 
 class PreactQuery(BaseModel):
-    depth: int = Field(200, ge=2, le=1000, description="Residual blocks in the stack.")
+    depth: int = Field(100, ge=2, le=1000, description="Residual blocks in the stack.")
     activation: Literal["relu", "tanh", "sigmoid"] = "relu"
 
 

@@ -42,7 +42,7 @@ ABOUT: dict[str, tuple[str, str]] = {
 
 
 class SkipTypesQuery(BaseModel):
-    depth: int = Field(6, ge=1, le=32, description="Layers of each conv stack.")
+    depth: int = Field(4, ge=1, le=32, description="Layers of each conv stack.")
     width: int = Field(16, ge=4, le=64, description="Channels of each conv stack (dense: growth per layer).")
 
 

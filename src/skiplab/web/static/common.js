@@ -77,6 +77,7 @@ export function showError(el, message) {
   const status = el.querySelector(".status");
   status.textContent = `Could not compute this view: ${message}`;
   status.classList.add("error");
+  el.dispatchEvent(new Event("numbers"));
 }
 
 export function clearError(el) {
@@ -111,8 +112,7 @@ export function bindWidget(el, render, { endpoint = el.dataset.endpoint, form = 
       if (controller !== inflight) return;
       clearError(el);
       const drawing = render(el, data, settings); // numbers and diagrams now, charts when plotly is there
-      el.dataset.numbers = String(Number(el.dataset.numbers || 0) + 1);
-      el.dataset.numbersAt = String(performance.now());
+      numbersShown(el);
       await drawing;
       if (controller !== inflight) return;
       markReady(el);
@@ -135,15 +135,31 @@ export function bindWidget(el, render, { endpoint = el.dataset.endpoint, form = 
 
 export const COLORS = { plain: "#c2410c", residual: "#1d4ed8", accent: "#047857", muted: "#6b7280" };
 
-// plotly.js runs only when the first chart is drawn (see the article's <head>): one script tag, one promise.
+// plotly.js runs only when the first chart is drawn (see the article's <head>), and not before every widget
+// has shown its numbers (or `holdPlotly`'s promise settled otherwise): one script tag, one promise.
 let plotlyLoading = null;
+let plotlyGate = Promise.resolve();
+
+export function holdPlotly(until) {
+  plotlyGate = until;
+}
 
 export function loadPlotly() {
-  plotlyLoading ??= new Promise((resolve, reject) => {
-    // Let the numbers already on the page be painted before plotly.js takes the main thread.
-    requestAnimationFrame(() => setTimeout(() => inject(resolve, reject), 0));
-  });
+  plotlyLoading ??= plotlyGate.then(
+    () =>
+      new Promise((resolve, reject) => {
+        // Let the numbers already on the page be painted before plotly.js takes the main thread.
+        requestAnimationFrame(() => setTimeout(() => inject(resolve, reject), 0));
+      }),
+  );
   return plotlyLoading;
+}
+
+// Tell the page this widget's numbers are on screen (or that it failed): charts may start.
+export function numbersShown(el) {
+  el.dataset.numbers = String(Number(el.dataset.numbers || 0) + 1);
+  el.dataset.numbersAt = String(performance.now());
+  el.dispatchEvent(new Event("numbers"));
 }
 
 function inject(resolve, reject) {

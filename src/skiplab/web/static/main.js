@@ -1,4 +1,5 @@
 // Start every widget on the page. Each module draws the JSON of one endpoint; none computes.
+import { holdPlotly } from "./common.js";
 import anatomy from "./widgets/anatomy.js";
 import bypass from "./widgets/bypass.js";
 import degradation from "./widgets/degradation.js";
@@ -11,5 +12,11 @@ import types from "./widgets/types.js";
 
 const WIDGETS = { anatomy, bypass, degradation, dense, ensemble, gradflow, preact, shortcut, types };
 
-for (const el of document.querySelectorAll("[data-widget]")) WIDGETS[el.dataset.widget](el)();
+const widgets = [...document.querySelectorAll("[data-widget]")];
+// plotly.js takes the main thread for a while when it runs: first let every widget show its numbers
+// (a slow one holds the charts back at most PLOTLY_WAIT_MS).
+const PLOTLY_WAIT_MS = 1500;
+const shown = widgets.map((el) => new Promise((resolve) => el.addEventListener("numbers", resolve, { once: true })));
+holdPlotly(Promise.race([Promise.all(shown), new Promise((resolve) => setTimeout(resolve, PLOTLY_WAIT_MS))]));
+for (const el of widgets) WIDGETS[el.dataset.widget](el)();
 document.documentElement.dataset.ready = "true";

@@ -1,6 +1,6 @@
 // Degradation: stored training curves of plain vs residual nets at two depths, drawn at once,
 // and a live run streamed epoch by epoch over server-sent events, with a cancel button.
-import { COLORS, fetchJSON, fmt, markReady, plot, restoreSettings, saveSettings, setBusy, settingsOf, showError, clearError, table } from "../common.js";
+import { COLORS, fetchJSON, fmt, markReady, numbersShown, plot, restoreSettings, saveSettings, setBusy, settingsOf, showError, clearError, table } from "../common.js";
 
 const DEPTH_SHADE = { 20: 0.45, 56: 1 };
 
@@ -137,8 +137,7 @@ export default function degradation(el) {
     try {
       stored = await fetchJSON(el.dataset.endpoint);
       summarise(el, stored);
-      el.dataset.numbers = "1";
-      el.dataset.numbersAt = String(performance.now());
+      numbersShown(el);
       await draw(el, stored, live);
       markReady(el);
     } catch (e) {
