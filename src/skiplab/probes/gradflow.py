@@ -272,6 +272,7 @@ def gradient_flow(
     modules: ModuleChoice = None,
     loss: str = "auto",
     num_threads: int | None = None,
+    flush_denormal: bool = True,
 ) -> GradientFlow:
     """Per-layer gradient norms of one real forward+backward pass of `model` on (x, y).
 
@@ -282,7 +283,8 @@ def gradient_flow(
     loss: auto (cross-entropy for integer labels, MSE for float targets),
     cross_entropy or mse. The model is used in its current train/eval mode;
     BatchNorm running statistics are restored afterwards. num_threads: intra-op
-    threads (None: chosen by `auto_threads`).
+    threads (None: chosen by `auto_threads`). flush_denormal: treat subnormal
+    floats as 0 for speed (see `common.flush_denormals` for what it changes).
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
@@ -290,7 +292,7 @@ def gradient_flow(
         raise ValueError("x and y must be tensors")
     choice("loss", loss, LOSSES)
     n = auto_threads(x) if num_threads is None else check_int("num_threads", num_threads, 1, 256)
-    with threads(n), flush_denormals():
+    with threads(n), flush_denormals(flush_denormal):
         return _probe(model, x, y, modules, loss, restore_buffers=True)
 
 
@@ -311,7 +313,7 @@ def check_stack(cfg: StackConfig) -> StackConfig:
     return cfg.validate()
 
 
-def stack_gradient_flow(cfg: StackConfig, batch: int = 64, seed: int = 0) -> GradientFlow:
+def stack_gradient_flow(cfg: StackConfig, batch: int = 64, seed: int = 0, flush_denormal: bool = True) -> GradientFlow:
     """Gradient flow of a freshly initialised zoo stack (`build_stack(cfg)`) in training mode.
 
     The network and a synthetic batch are both drawn from `seed`, so a result
@@ -322,7 +324,7 @@ def stack_gradient_flow(cfg: StackConfig, batch: int = 64, seed: int = 0) -> Gra
     check_int("batch", batch, 2, MAX_BATCH)
     check_int("seed", seed, 0, 2**31 - 1)
     x, y = synthetic_batch(cfg, batch, seed)
-    with threads(auto_threads(x)), flush_denormals():
+    with threads(auto_threads(x)), flush_denormals(flush_denormal):
         with seeded(seed):
             model = build_stack(cfg)
         # A fresh model is thrown away afterwards: no need to restore its BatchNorm statistics.
