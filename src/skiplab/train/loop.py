@@ -204,6 +204,69 @@ def _epoch_order(
     return perm[:usable][ctx.rank :: ctx.world_size], g
 
 
+@dataclass
+class _EpochPass:
+    """What one pass over the training shard leaves: summed loss, errors and count (over ranks), step norms."""
+
+    sums: torch.Tensor  # float64 [loss·count, errors, count]
+    grad_norms: list[torch.Tensor]
+    lr: float  # at the last step
+    examples: int  # this rank's examples
+    status: str = "completed"  # or stopped | diverged
+    message: str = ""
+
+
+def _train_epoch(
+    cfg: TrainConfig,
+    epoch: int,
+    data: Dataset,
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    ctx: distributed.DistContext,
+    device: torch.device,
+    channels_last: bool,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+    should_stop: Callable[[], bool] | None,
+    on_step: Callable[[int, int], None] | None,
+) -> _EpochPass:
+    """One epoch of SGD steps on this rank's shard, stopping early on request or on a non-finite loss."""
+    order, g = _epoch_order(cfg, epoch, len(data.y_train), ctx)
+    per_rank = max(1, cfg.batch_size // ctx.world_size)
+    batches = [order[i : i + per_rank] for i in range(0, len(order), per_rank)]
+    # Drop a last batch of one example: BatchNorm cannot normalise a single example in training mode.
+    if len(batches) > 1 and len(batches[-1]) < 2:
+        batches.pop()
+    out = _EpochPass(torch.zeros(3, dtype=torch.float64), [], cfg.lr, len(order))
+    for i, b in enumerate(batches):
+        if should_stop is not None and should_stop():
+            out.status, out.message = "stopped", f"stopped on request during epoch {epoch + 1}, step {i + 1}"
+            return out
+        out.lr = lr_at(cfg, epoch + i / len(batches))
+        for group in optimizer.param_groups:
+            group["lr"] = out.lr
+        x = data.prepare(data.x_train[b], train=True, generator=g).to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = data.y_train[b].to(device, non_blocking=True)
+        loss, correct, gnorm = train_step(net, optimizer, x, y, autocast())
+        count = torch.tensor(float(len(b)), dtype=torch.float64)
+        step = distributed.all_reduce_sum(
+            torch.stack([loss.double().cpu() * count, count - correct.double().cpu(), count]), ctx
+        )
+        if not math.isfinite(step[0].item()):
+            out.status = "diverged"
+            out.message = (
+                f"training loss became {step[0].item()} at epoch {epoch + 1}, step {i + 1} (lr {out.lr:.4g}); "
+                "the run stopped there. Try a lower learning rate or a warm-up."
+            )
+            return out
+        out.sums += step
+        out.grad_norms.append(gnorm.detach().float().cpu())
+        if on_step is not None:
+            on_step(i + 1, len(batches))
+    return out
+
+
 def _config_differences(saved: dict, cfg: TrainConfig) -> list[str]:
     now = cfg.to_dict()
     # The run's identity; threads and device may change between sessions, epochs may be extended.
@@ -285,63 +348,31 @@ def _train(cfg, on_epoch, should_stop, store, run_dir, resume, run_id, name, on_
         net = distributed.wrap(model, ctx, device)
         amp = cfg.amp and device.type == "cuda"
         autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
-        n = len(data.y_train)
         status, message = "completed", ""
-        per_rank = max(1, cfg.batch_size // ctx.world_size)
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
-            order, g = _epoch_order(cfg, epoch, n, ctx)
-            # Drop a last batch of one example: BatchNorm cannot normalise a single example in training mode.
-            batches = [order[i : i + per_rank] for i in range(0, len(order), per_rank)]
-            if len(batches) > 1 and len(batches[-1]) < 2:
-                batches.pop()
-            sums = torch.zeros(3, dtype=torch.float64)  # loss·count, errors, count
-            norms: list[torch.Tensor] = []
-            lr = cfg.lr
-            for i, b in enumerate(batches):
-                if should_stop is not None and should_stop():
-                    status, message = "stopped", f"stopped on request during epoch {epoch + 1}, step {i + 1}"
-                    break
-                lr = lr_at(cfg, epoch + i / len(batches))
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                x = data.prepare(data.x_train[b], train=True, generator=g).to(device, non_blocking=True)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                y = data.y_train[b].to(device, non_blocking=True)
-                loss, correct, gnorm = train_step(net, optimizer, x, y, autocast())
-                count = torch.tensor(float(len(b)), dtype=torch.float64)
-                step = torch.stack([loss.double().cpu() * count, count - correct.double().cpu(), count])
-                step = distributed.all_reduce_sum(step, ctx)
-                if not math.isfinite(step[0].item()):
-                    status = "diverged"
-                    message = (
-                        f"training loss became {step[0].item()} at epoch {epoch + 1}, step {i + 1} (lr {lr:.4g}); "
-                        "the run stopped there. Try a lower learning rate or a warm-up."
-                    )
-                    break
-                sums += step
-                norms.append(gnorm.detach().float().cpu())
-                if on_step is not None:
-                    on_step(i + 1, len(batches))
-            if status != "completed":
+            ep = _train_epoch(
+                cfg, epoch, data, net, optimizer, ctx, device, channels_last, autocast, should_stop, on_step
+            )
+            if ep.status != "completed":
+                status, message = ep.status, ep.message
                 break
             distributed.average_buffers(model, ctx)
             test_loss, test_error = evaluate(model, data, device, ctx, channels_last)
-            gn = torch.stack(norms)
+            gn = torch.stack(ep.grad_norms)
             seconds = time.perf_counter() - t0
             metrics = EpochMetrics(
                 epoch=epoch + 1,
-                train_loss=(sums[0] / sums[2]).item(),
-                train_error=(sums[1] / sums[2]).item(),
+                train_loss=(ep.sums[0] / ep.sums[2]).item(),
+                train_error=(ep.sums[1] / ep.sums[2]).item(),
                 test_loss=test_loss,
                 test_error=test_error,
-                lr=lr,
+                lr=ep.lr,
                 grad_norm_mean=gn.mean().item(),
                 grad_norm_max=gn.max().item(),
                 grad_norm_min=gn.min().item(),
                 seconds=seconds,
-                images_per_s=len(order) / seconds,
+                images_per_s=ep.examples / seconds,
             )
             history.append(metrics)
             if ctx.is_main:
