@@ -15,7 +15,7 @@ const WIDGETS = { anatomy, bypass, degradation, dense, ensemble, gradflow, preac
 const widgets = [...document.querySelectorAll("[data-widget]")];
 // plotly.js takes the main thread for a while when it runs: first let every widget show its numbers
 // (a slow one holds the charts back at most PLOTLY_WAIT_MS).
-const PLOTLY_WAIT_MS = 1500;
+const PLOTLY_WAIT_MS = 800;
 const shown = widgets.map((el) => new Promise((resolve) => el.addEventListener("numbers", resolve, { once: true })));
 holdPlotly(Promise.race([Promise.all(shown), new Promise((resolve) => setTimeout(resolve, PLOTLY_WAIT_MS))]));
 for (const el of widgets) WIDGETS[el.dataset.widget](el)();
