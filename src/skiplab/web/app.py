@@ -1,7 +1,7 @@
 """The FastAPI app factory: the explainer article and the JSON it draws.
 
 The web layer is a thin adapter (DESIGN.md): routers parse and bound the
-request with pydantic, call the library through `deps.compute`, and return
+request with pydantic, call the library through `ComputeEngine.run`, and return
 the library's `to_dict()` as typed JSON. Nothing here computes a number.
 """
 

@@ -1,7 +1,8 @@
 """The web server's settings: one frozen object, built once and handed to `create_app`.
 
-Every bound the server enforces lives here, so a reader (and the hardening
-layer) finds them in one place. Nothing is read from the environment.
+The server's own knobs live here, in one place: live-training bounds, the
+answer cache, threads, caching headers, the run store. Nothing is read from
+the environment.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class WebSettings:
-    """Bounds on what one request may ask for, and on live training jobs."""
+    """Live training bounds, the answer cache, threads and caching headers.
 
-    max_depth: int = 1000  # layers in a probed stack; depth 1000 is the article's "very deep" case
-    max_width: int = 256  # features per layer of a probed stack
-    max_batch: int = 256  # examples in one probe batch
-    max_blocks: int = 64  # n in the ensemble view (2**n paths, counted exactly)
+    The bounds on each widget's settings (depth up to 1000, scale 0.1..2, ...) sit
+    on its query model, next to the field they bound, where OpenAPI documents them.
+    """
+
     max_jobs: int = 2  # live training jobs running at once (the machine may have 2 cores)
     max_epochs: int = 30  # epochs of one live training job
     max_job_depth: int = 110  # layers of a live-trained digits net
