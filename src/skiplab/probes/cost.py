@@ -28,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 
 from skiplab.nn.models import SKIP_TYPES, StackConfig, build_stack
@@ -96,11 +95,15 @@ class OpMeter(TorchDispatchMode):
     A storage is counted from the op that creates it until the last tensor on
     it is freed (a weak reference per tensor; views share their storage's
     count), so `peak_bytes` is the high-water mark of live tensor memory.
+    Views of, and in-place writes to, memory that existed before (weights,
+    the input) add nothing. `flops` counts the forward only: ops that
+    autograd runs for a backward node are left out, so one metered training
+    step gives forward FLOPs and peak memory at once.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.flops = 0
+        self.flops = 0  # forward ops only, 2 per multiply-add
         self.live_bytes = 0
         self.peak_bytes = 0
         self._refs: dict[int, list[int]] = {}  # storage address -> [tensors alive on it, its bytes]
@@ -114,15 +117,28 @@ class OpMeter(TorchDispatchMode):
             del self._refs[key]
             self.live_bytes -= entry[1]
 
-    def _follow(self, t: torch.Tensor, existing: set[int]) -> None:
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None and torch._C._current_autograd_node() is None:
+            self.flops += int(formula(*args, **kwargs, out_val=out))
+        # aten ops return a tensor or one flat tuple/list of them (some entries None).
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self._follow(t, args)
+        self.peak_bytes = max(self.peak_bytes, self.live_bytes)
+        return out
+
+    def _follow(self, t: torch.Tensor, args: tuple) -> None:
         storage = t.untyped_storage()
         key = storage.data_ptr()
         if key == 0:
             return
         entry = self._refs.get(key)
-        if entry is None and key in existing:
-            return  # a view of, or an in-place write to, memory that existed before (a weight, the input)
         if entry is None:
+            if _aliases_an_argument(key, args):
+                return  # a view of, or an in-place write to, memory that existed before (a weight, the input)
             nbytes = storage.nbytes()
             self._refs[key] = [1, nbytes]
             self.live_bytes += nbytes
@@ -130,30 +146,18 @@ class OpMeter(TorchDispatchMode):
             entry[0] += 1
         self._watch.add(weakref.ref(t, lambda ref, key=key: self._released(ref, key)))
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        formula = flop_registry.get(func._overloadpacket)
-        if formula is not None and torch._C._current_autograd_node() is None:
-            self.flops += int(formula(*args, **kwargs, out_val=out))
-        outs = [out] if isinstance(out, torch.Tensor) else [t for t in tree_flatten(out)[0] if torch.is_tensor(t)]
-        if outs:
-            existing = _storage_addresses(args)
-            for t in outs:
-                self._follow(t, existing)
-        self.peak_bytes = max(self.peak_bytes, self.live_bytes)
-        return out
 
-
-def _storage_addresses(args: tuple) -> set[int]:
-    """Storage addresses of an op's tensor arguments (aten ops nest tensors at most one list deep)."""
-    out = set()
+def _aliases_an_argument(key: int, args: tuple) -> bool:
+    """Whether storage `key` belongs to one of an op's tensor arguments (nested at most one list deep)."""
     for a in args:
         if isinstance(a, torch.Tensor):
-            out.add(a.untyped_storage().data_ptr())
+            if a.untyped_storage().data_ptr() == key:
+                return True
         elif isinstance(a, (list, tuple)):
-            out.update(t.untyped_storage().data_ptr() for t in a if isinstance(t, torch.Tensor))
-    return out
+            for b in a:
+                if isinstance(b, torch.Tensor) and b.untyped_storage().data_ptr() == key:
+                    return True
+    return False
 
 
 def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
