@@ -45,7 +45,12 @@ def seeded(seed: int) -> Iterator[None]:
 
 @contextmanager
 def threads(n: int) -> Iterator[None]:
-    """Use `n` intra-op threads inside the block, then restore the previous count."""
+    """Use `n` intra-op threads inside the block, then restore the previous count.
+
+    PyTorch's thread count is one setting for the whole process: probes that
+    run at the same time in several threads (a web server's pool) share it,
+    and the last to leave restores what it found on entry.
+    """
     previous = torch.get_num_threads()
     if n != previous:
         torch.set_num_threads(n)

@@ -22,6 +22,7 @@ was.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import asdict, dataclass
 
@@ -174,7 +175,8 @@ def auto_threads(x: torch.Tensor) -> int:
     2-core machine).
     """
     big = x.dim() >= 4 and x.numel() >= 16 * 3 * 32 * 32
-    return max(1, torch.get_num_threads() - 1) if big else 1
+    # Count the cores this process may use, not torch's current setting (another probe may have lowered it).
+    return max(1, len(os.sched_getaffinity(0)) - 1) if big else 1
 
 
 def _forward_with_inputs(
