@@ -34,7 +34,8 @@ FAMILIES: tuple[str, ...] = ("mlp", "conv")
 
 @dataclass(frozen=True)
 class DegradationConfig:
-    # Defaults chosen by measurement on the 2-core development machine (29 s wall for all 12 runs): BN MLPs of
+    # Defaults chosen by measurement on the 2-core development machine (all 12 runs: 29 s wall while it was
+    # otherwise idle, 50-69 s while other jobs shared its cores): BN MLPs of
     # width 64 on the digits, 10 epochs at lr 0.02. Plain-56 then ends near chance (best training loss 2.08-2.25
     # on seeds 0-2) while plain-20 reaches 0.65-0.72, so the plain degradation shows on every seed; residual-56
     # (0.07-0.11) ends within 0.1 nats of residual-20 (0.02-0.04). BN conv nets (family="conv", width 16)
