@@ -39,7 +39,9 @@ class DegradationConfig:
     # width 64 on the digits, 10 epochs at lr 0.02. Plain-56 then ends near chance (best training loss 2.08-2.25
     # on seeds 0-2) while plain-20 reaches 0.65-0.72, so the plain degradation shows on every seed; residual-56
     # (0.07-0.11) ends within 0.1 nats of residual-20 (0.02-0.04). BN conv nets (family="conv", width 16)
-    # show the same but cost about 10x more per epoch on a CPU: ~3 minutes for 3 seeds x 5 epochs.
+    # cost about 10x more per epoch on a CPU (3 minutes for 3 seeds x 5 epochs under load); after 5 epochs
+    # they showed the plain degradation on every seed too, but residual-56 had not yet caught up with
+    # residual-20 (best loss 0.95-1.98 vs 0.26-0.38): the 40-epoch conv runs are where it does.
     depths: tuple[int, ...] = (20, 56)  # layers in the body of each net
     seeds: tuple[int, ...] = (0, 1, 2)
     family: str = "mlp"  # mlp (BN MLP on the 64 pixels) | conv (BN conv stack on the 8x8 images)
