@@ -95,3 +95,15 @@ def test_peak_memory_agrees_with_the_cuda_allocator():
     allocator = torch.cuda.max_memory_allocated() - start
     # The allocator rounds every block up to 512 bytes: it may see a little more, never less.
     assert ours <= allocator <= 1.02 * ours
+
+
+def test_skip_type_gradient_flow_equals_the_gradient_flow_probe():
+    # The comparison reads gradient norms through hooks inside its metered training step; the probe reads them
+    # from autograd.grad. Same seed, same network, same batch: same numbers.
+    from skiplab.nn import StackConfig
+    from skiplab.probes import compare_skip_types, stack_gradient_flow
+
+    for row in compare_skip_types(depth=3, width=8, size=4, batch=4, skips=("identity", "dense", "highway")).rows:
+        cfg = StackConfig(3, 8, row.skip, in_shape=(3, 4, 4))
+        expected = [la.input_grad_norm for la in stack_gradient_flow(cfg, batch=4).layers]
+        assert row.grad_norms == pytest.approx(expected, rel=1e-5)

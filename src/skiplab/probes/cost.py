@@ -25,7 +25,6 @@ import weakref
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
@@ -260,7 +259,7 @@ def compare_skip_types(
     batch 2..256. A dense stack's input grows by `width` channels per layer,
     which is where its cost comes from.
     """
-    from skiplab.probes.gradflow import _probe, synthetic_batch  # gradflow imports this module
+    from skiplab.probes.gradflow import _probe_training_step, synthetic_batch  # gradflow imports this module
 
     check_int("depth", depth, 1, 200)
     check_int("width", width, 1, 256)
@@ -280,12 +279,9 @@ def compare_skip_types(
                 model = build_stack(cfg).train()
             x, y = synthetic_batch(cfg, batch, seed)
             # One metered training step (gradients of the parameters only, as in training) gives forward
-            # FLOPs, saved activations and peak memory; the gradient flow comes from a second, unmetered one.
-            params = [p for p in model.parameters() if p.requires_grad]
+            # FLOPs, saved activations, peak memory and, from hooks that keep only norms, the gradient flow.
             with OpMeter() as meter, _SavedBytes(model) as saved:
-                grads = torch.autograd.grad(F.cross_entropy(model(x), y), params)
-                del grads
-            flow = _probe(model, x, y, None, "cross_entropy", restore_buffers=False)
+                flow = _probe_training_step(model, x, y)
             rows.append(
                 SkipTypeRow(
                     skip=skip,

@@ -241,17 +241,57 @@ def _probe(
         with torch.no_grad():
             for b, s in zip(buffers, saved):
                 b.copy_(s)
-    norms = [0.0 if g is None else v for g, v in zip(grads, _norms(grads))]
-    input_norms = iter(norms[: len(seen)])
-    param_norms = iter(norms[len(seen) :])
+    norms = _norms(grads)
+    return _assemble(targets, inputs, per_layer, norms[: len(seen)], norms[len(seen) :], value.item())
+
+
+def _probe_training_step(model: SkipNet, x: torch.Tensor, y: torch.Tensor) -> GradientFlow:
+    """The gradient flow of a SkipNet from one plain training step: gradients of the parameters only.
+
+    Each block input's gradient is seen by a tensor hook that keeps only its
+    norm, so the step holds no more memory than training does (the memory
+    probe of `compare_skip_types` runs around it). A block whose input gradient
+    is not needed for any parameter reports nan.
+    """
+    targets = select_modules(model)
+    with torch.enable_grad():
+        out, inputs = _forward_with_inputs(model, x, targets, None)
+        value = compute_loss(out, y, "cross_entropy")
+        norms: list[torch.Tensor | None] = [None] * len(inputs)
+        for i, t in enumerate(inputs):
+            if t is not None and t.requires_grad:
+                t.register_hook(lambda g, i=i: norms.__setitem__(i, torch.linalg.vector_norm(g)))
+        per_layer = _parameters_by_target(model, targets)
+        # Every parameter, stem and head included, as a training step would: this also takes the
+        # backward down to the first block's input.
+        params = [p for p in model.parameters() if p.requires_grad]
+        by_id = dict(zip(map(id, params), torch.autograd.grad(value, params, allow_unused=True)))
+        grads = tuple(by_id[id(p)] for ps in per_layer for p in ps)
+    seen = [n for n in norms if n is not None]
+    values = iter(torch.stack(seen).tolist() if seen else [])
+    input_norms = [next(values) for n in norms if n is not None]
+    present = [t if n is not None else None for t, n in zip(inputs, norms)]
+    return _assemble(targets, present, per_layer, input_norms, _norms(grads), value.detach().item())
+
+
+def _assemble(
+    targets: list[tuple[str, nn.Module]],
+    inputs: list[torch.Tensor | None],
+    per_layer: list[list[nn.Parameter]],
+    input_norms: list[float],
+    param_norms: list[float],
+    loss: float,
+) -> GradientFlow:
+    """LayerGradients and summaries from the norms (inputs that got no gradient report nan)."""
+    in_iter, p_iter = iter(input_norms), iter(param_norms)
     layers = []
     for (name, _), t, ps in zip(targets, inputs, per_layer):
-        in_norm = next(input_norms) if t is not None and t.requires_grad else float("nan")
-        w_norm = math.sqrt(sum(next(param_norms) ** 2 for _ in ps))
+        in_norm = next(in_iter) if t is not None and t.requires_grad else float("nan")
+        w_norm = math.sqrt(sum(next(p_iter) ** 2 for _ in ps))
         layers.append(LayerGradient(name, in_norm, w_norm, sum(p.numel() for p in ps)))
     input_norms_list = [la.input_grad_norm for la in layers if not math.isnan(la.input_grad_norm)]
     weight_norms = [la.weight_grad_norm for la in layers if la.params]
-    return GradientFlow(tuple(layers), summarize(input_norms_list), summarize(weight_norms), value.item())
+    return GradientFlow(tuple(layers), summarize(input_norms_list), summarize(weight_norms), loss)
 
 
 def _parameters_by_target(model: nn.Module, targets: list[tuple[str, nn.Module]]) -> list[list[nn.Parameter]]:
