@@ -19,7 +19,7 @@ SECTIONS += ("takeaways", "related")
 
 @pytest.fixture(scope="module")
 def client():
-    with TestClient(create_app(WebSettings(warm_up=False))) as c:
+    with TestClient(create_app(WebSettings(warm_up=False)), base_url="http://127.0.0.1") as c:
         yield c
 
 

@@ -79,7 +79,7 @@ def read_events(client, job_id):
 
 @pytest.mark.slow
 def test_a_real_training_job_streams_each_epoch_then_ends():
-    with TestClient(create_app(WebSettings(warm_up=False))) as client:
+    with TestClient(create_app(WebSettings(warm_up=False)), base_url="http://127.0.0.1") as client:
         r = client.post("/api/jobs", json={"depth": 20, "skip": "identity", "epochs": 2})
         assert r.status_code == 202
         job = r.json()
@@ -93,7 +93,7 @@ def test_a_real_training_job_streams_each_epoch_then_ends():
 
 @pytest.mark.slow
 def test_a_cancelled_job_stops_within_two_seconds():
-    with TestClient(create_app(WebSettings(warm_up=False, max_jobs=1))) as client:
+    with TestClient(create_app(WebSettings(warm_up=False, max_jobs=1)), base_url="http://127.0.0.1") as client:
         job = client.post("/api/jobs", json={"depth": 56, "skip": "none", "epochs": 30}).json()
         assert client.post("/api/jobs", json={"epochs": 1}).status_code == 429  # the only slot is taken
         time.sleep(0.5)
@@ -106,7 +106,7 @@ def test_a_cancelled_job_stops_within_two_seconds():
 
 
 def test_job_errors_are_readable():
-    with TestClient(create_app(WebSettings(warm_up=False, max_epochs=5))) as client:
+    with TestClient(create_app(WebSettings(warm_up=False, max_epochs=5)), base_url="http://127.0.0.1") as client:
         assert client.get("/api/jobs/nope").status_code == 404
         assert "nope" in client.get("/api/jobs/nope/events").json()["detail"]
         r = client.post("/api/jobs", json={"epochs": 10})
@@ -127,7 +127,7 @@ def test_shutdown_cancels_running_jobs():
 @pytest.mark.slow
 def test_live_runs_are_recorded_in_the_run_store(tmp_path):
     settings = WebSettings(warm_up=False, store_path=str(tmp_path / "runs.db"))
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
         assert client.get("/api/runs").json() == []
         job = client.post("/api/jobs", json={"depth": 4, "skip": "identity", "epochs": 1}).json()
         end = read_events(client, job["id"])[-1][1]
@@ -140,6 +140,6 @@ def test_live_runs_are_recorded_in_the_run_store(tmp_path):
 
 
 def test_without_a_store_the_runs_endpoint_says_how_to_get_one():
-    with TestClient(create_app(WebSettings(warm_up=False))) as client:
+    with TestClient(create_app(WebSettings(warm_up=False)), base_url="http://127.0.0.1") as client:
         r = client.get("/api/runs")
         assert r.status_code == 404 and "--store" in r.json()["detail"]

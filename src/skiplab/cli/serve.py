@@ -24,6 +24,6 @@ def serve(
     from skiplab.web.app import create_app
     from skiplab.web.settings import WebSettings
 
-    settings = WebSettings(store_path=str(store) if store else None)
+    settings = WebSettings(store_path=str(store) if store else None, host=host)
     typer.echo(f"skiplab explainer on http://{host}:{port}/")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")

@@ -12,6 +12,7 @@ measurements fix it. Nothing of the requested size is ever allocated.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -54,11 +55,12 @@ def _quadratic(f1: int, f2: int, f3: int, d: int) -> int:
     return f1 + (d - 1) * d1 + (d - 1) * (d - 2) // 2 * d2
 
 
-def price_stack(cfg: StackConfig, batch: int) -> Price:
-    """Parameters, FLOPs and activation bytes of `build_stack(cfg)` on a batch, without building it."""
-    cfg.validate()
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1; got {batch}")
+@functools.lru_cache(maxsize=256)
+def _small_builds(cfg: StackConfig) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Params, FLOPs per example, and activation bytes at batches 2 and 3, of `cfg` at depths 1, 2 and 3.
+
+    Remembered per configuration (depth aside): pricing the same stack at another depth or batch is free.
+    """
     params, flops, act2, act3 = [], [], [], []
     for depth in (1, 2, 3):
         model = build_stack(replace(cfg, depth=depth))
@@ -68,6 +70,15 @@ def price_stack(cfg: StackConfig, batch: int) -> Price:
         model.train()
         act2.append(saved_activation_bytes(model, x2))
         act3.append(saved_activation_bytes(model, x3))
+    return params, flops, act2, act3
+
+
+def price_stack(cfg: StackConfig, batch: int) -> Price:
+    """Parameters, FLOPs and activation bytes of `build_stack(cfg)` on a batch, without building it."""
+    cfg.validate()
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1; got {batch}")
+    params, flops, act2, act3 = _small_builds(replace(cfg, depth=1))
     n = cfg.depth
     per_example = _quadratic(*act3, n) - _quadratic(*act2, n)
     fixed = _quadratic(*act2, n) - 2 * per_example

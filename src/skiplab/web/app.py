@@ -24,7 +24,9 @@ from skiplab.store import RunStore
 from skiplab.web.article import STATIC_DIR, plotly_js_path, plotly_js_version, render_article, static_version
 from skiplab.web.deps import ComputeEngine
 from skiplab.web.jobs import JobManager
+from skiplab.web.limits import HeavyPool
 from skiplab.web.routers import anatomy, bypass, gradflow, jobs, pages, paths, pitfalls, results, runs, skip_types
+from skiplab.web.security import GuardMiddleware, allowed_host_names
 from skiplab.web.settings import WebSettings
 
 
@@ -99,7 +101,13 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         version="0.1.0",
     )
     app.state.settings = settings
-    app.state.engine = ComputeEngine(settings.cache_size, settings.torch_threads)
+    pool = HeavyPool(
+        workers=1,
+        queue=settings.heavy_queue,
+        timeout_s=settings.compute_timeout_s,
+        retry_after_s=settings.retry_after_s,
+    )
+    app.state.engine = ComputeEngine(settings.cache_size, settings.torch_threads, settings.budget, pool)
     app.state.jobs = JobManager(settings)
     app.state.store = RunStore(settings.store_path) if settings.store_path else None
 
@@ -122,6 +130,8 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _readable(exc)}, status_code=422)
 
+    # Only our own Host (400 otherwise: DNS rebinding) and no cross-origin writes (403).
+    app.add_middleware(GuardMiddleware, allowed_hosts=allowed_host_names(settings.host, settings.allowed_hosts))
     app.include_router(pages.router)
     app.include_router(pages.plotly_route(plotly_url, str(plotly_js_path()), settings.static_max_age_s))
     for module in (bypass, anatomy, gradflow, skip_types, paths, pitfalls, results, jobs, runs):

@@ -7,7 +7,9 @@ the environment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from skiplab.probes.budget import Budget
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class WebSettings:
 
     max_jobs: int = 2  # live training jobs running at once (the machine may have 2 cores)
     max_epochs: int = 30  # epochs of one live training job
+    max_job_s: float = 300.0  # wall time of one live training job; past it the job stops as if cancelled
     max_job_depth: int = 110  # layers of a live-trained digits net
     job_keep: int = 16  # finished jobs remembered (their curves can still be streamed)
     cancel_grace_s: float = 2.0  # a cancelled job stops within this (the trainer polls every batch)
@@ -30,3 +33,11 @@ class WebSettings:
     warm_up: bool = True  # compute every widget's default view when the server starts
     store_path: str | None = None  # SQLite run store that records live runs; None: live runs are not kept
     static_max_age_s: int = 31_536_000  # plotly.js and our JS/CSS carry a version in their URL: cache for a year
+    # Bounded work (hardening): every stack a request builds is priced first against `budget`;
+    # computations run one at a time with at most `heavy_queue` waiting, beyond which the answer is 429.
+    budget: Budget = field(default_factory=Budget)
+    heavy_queue: int = 8  # requests waiting for the compute worker before new ones get 429
+    compute_timeout_s: float = 10.0  # a computation running longer is answered 503 (its worker finishes it)
+    retry_after_s: int = 1  # what a 429 tells the client to wait
+    host: str = "127.0.0.1"  # the bound address: requests must name it (or a loopback name) as their Host
+    allowed_hosts: tuple[str, ...] = ()  # further names the server answers to (e.g. a LAN name with --host 0.0.0.0)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from skiplab.probes.anatomy import block_anatomy
-from skiplab.web.deps import UNPROCESSABLE, Engine
+from skiplab.web.deps import COMPUTE, Engine
 
 router = APIRouter(tags=["block anatomy"])
 
@@ -88,6 +88,6 @@ def anatomy_of(q: AnatomyQuery) -> AnatomyOut:
     return AnatomyOut(**d, explanation=explain(d))
 
 
-@router.get("/anatomy", response_model=AnatomyOut, responses=UNPROCESSABLE, summary="Norms inside one residual block")
+@router.get("/anatomy", response_model=AnatomyOut, responses=COMPUTE, summary="Norms inside one residual block")
 async def anatomy(q: Annotated[AnatomyQuery, Query()], engine: Engine) -> AnatomyOut:
     return await engine.run(anatomy_of, q)

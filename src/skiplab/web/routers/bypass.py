@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from skiplab.probes.bypass import bypass_metrics
-from skiplab.web.deps import UNPROCESSABLE, Engine
+from skiplab.web.deps import COMPUTE, Engine
 
 router = APIRouter(tags=["highway bypass"])
 
@@ -54,6 +54,6 @@ def bypass(q: BypassQuery) -> BypassOut:
     return BypassOut(**d, paths_str=str(d["paths"]))
 
 
-@router.get("/bypass", response_model=BypassOut, responses=UNPROCESSABLE, summary="The highway bypass, measured")
+@router.get("/bypass", response_model=BypassOut, responses=COMPUTE, summary="The highway bypass, measured")
 async def bypass_route(q: Annotated[BypassQuery, Query()], engine: Engine) -> BypassOut:
     return await engine.run(bypass, q)

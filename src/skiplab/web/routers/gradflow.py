@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from skiplab.nn import StackConfig
 from skiplab.probes.gradflow import stack_gradient_flow
-from skiplab.web.deps import UNPROCESSABLE, Engine
+from skiplab.web.deps import COMPUTE, Engine
 from skiplab.web.schemas import GradientFlowOut
 
 router = APIRouter(tags=["gradient flow"])
@@ -65,14 +65,18 @@ def folk_story_note(plain: dict, residual: dict, preact: bool) -> str | None:
     return None
 
 
-def gradient_highway(q: GradFlowQuery) -> GradFlowOut:
-    def flow(skip: str) -> dict:
-        cfg = StackConfig(
+def stacks(q: GradFlowQuery) -> list[StackConfig]:
+    """The plain and the residual stack the widget compares."""
+    return [
+        StackConfig(
             depth=q.depth, width=WIDTH, skip=skip, activation=q.activation, norm=q.norm, init=q.init, preact=q.preact
         )
-        return stack_gradient_flow(cfg, batch=BATCH, seed=SEED).to_dict()
+        for skip in ("none", "identity")
+    ]
 
-    plain, residual = flow("none"), flow("identity")
+
+def gradient_highway(q: GradFlowQuery) -> GradFlowOut:
+    plain, residual = (stack_gradient_flow(cfg, batch=BATCH, seed=SEED).to_dict() for cfg in stacks(q))
     return GradFlowOut(
         settings=q,
         width=WIDTH,
@@ -84,6 +88,6 @@ def gradient_highway(q: GradFlowQuery) -> GradFlowOut:
     )
 
 
-@router.get("/gradflow", response_model=GradFlowOut, responses=UNPROCESSABLE, summary="Plain vs residual gradient flow")
+@router.get("/gradflow", response_model=GradFlowOut, responses=COMPUTE, summary="Plain vs residual gradient flow")
 async def gradflow(q: Annotated[GradFlowQuery, Query()], engine: Engine) -> GradFlowOut:
-    return await engine.run(gradient_highway, q)
+    return await engine.run(gradient_highway, q, stacks=[(cfg, BATCH) for cfg in stacks(q)])

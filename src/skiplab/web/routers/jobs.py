@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Request
@@ -73,7 +74,7 @@ def json_safe(metrics: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
 
 
-def training_work(req: JobRequest, store: RunStore | None = None):
+def training_work(req: JobRequest, store: RunStore | None = None, max_s: float = float("inf")):
     """The job's work: the degradation recipe on a plain or residual conv net, one thread, streaming each epoch."""
     kind = "res" if req.skip == "identity" else "plain"
     # One torch thread: the widgets' probes keep the other core while a job trains.
@@ -81,7 +82,12 @@ def training_work(req: JobRequest, store: RunStore | None = None):
         DegradationConfig().train_config(kind, req.depth, req.seed).replace(epochs=req.epochs, device="cpu", threads=1)
     )
 
-    def work(on_epoch, should_stop) -> tuple[str, str]:
+    def work(on_epoch, cancelled) -> tuple[str, str]:
+        deadline = time.monotonic() + max_s  # a job's wall time is capped like a cancellation
+
+        def should_stop() -> bool:
+            return cancelled() or time.monotonic() > deadline
+
         result = train(
             cfg, on_epoch=lambda m: on_epoch(json_safe(m.to_dict())), should_stop=should_stop, store=store, name="live"
         )
@@ -104,7 +110,7 @@ def start(request: Request, settings: Settings, req: Annotated[JobRequest, Body(
             422, f"epochs must be at most {settings.max_epochs} and depth at most {settings.max_job_depth}"
         )
     try:
-        job = manager(request).start(req.model_dump(), training_work(req, request.app.state.store))
+        job = manager(request).start(req.model_dump(), training_work(req, request.app.state.store, settings.max_job_s))
     except TooManyJobs as e:
         raise HTTPException(429, str(e), headers={"Retry-After": "10"}) from None
     return JobOut(**job.snapshot())

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from skiplab.probes.paths import gradient_by_path_length, path_length_distribution
-from skiplab.web.deps import UNPROCESSABLE, Engine
+from skiplab.web.deps import COMPUTE, Engine
 
 router = APIRouter(tags=["ensemble view"])
 
@@ -63,6 +63,6 @@ def paths(q: PathsQuery) -> PathsOut:
     return PathsOut(distribution=PathDistributionOut(**dist), gradient=PathGradientsOut(**grad))
 
 
-@router.get("/paths", response_model=PathsOut, responses=UNPROCESSABLE, summary="Path lengths and their gradient")
+@router.get("/paths", response_model=PathsOut, responses=COMPUTE, summary="Path lengths and their gradient")
 async def paths_route(q: Annotated[PathsQuery, Query()], engine: Engine) -> PathsOut:
     return await engine.run(paths, q)

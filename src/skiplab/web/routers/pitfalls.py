@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from skiplab.nn import StackConfig, build_stack, make_shortcut
 from skiplab.probes import measure_cost
 from skiplab.probes.gradflow import stack_gradient_flow
-from skiplab.web.deps import UNPROCESSABLE, Engine
+from skiplab.web.deps import COMPUTE, Engine
 from skiplab.web.schemas import CostOut, GradientFlowOut
 
 router = APIRouter(prefix="/pitfalls", tags=["pitfalls"])
@@ -48,7 +48,7 @@ def shortcut_outcome(q: ShortcutQuery) -> ShortcutOut:
     return ShortcutOut(ok=True, shortcut=q.shortcut, module=repr(module), cost=CostOut(**cost.to_dict()))
 
 
-@router.get("/shortcut", response_model=ShortcutOut, responses=UNPROCESSABLE, summary="Build a shortcut across a shape")
+@router.get("/shortcut", response_model=ShortcutOut, responses=COMPUTE, summary="Build a shortcut across a shape")
 async def shortcut(q: Annotated[ShortcutQuery, Query()], engine: Engine) -> ShortcutOut:
     return await engine.run(shortcut_outcome, q)
 
@@ -70,9 +70,12 @@ class DenseOut(BaseModel):
     points: list[DensePoint]
 
 
+DENSE_INPUT = (3, SAMPLE_SIZE, SAMPLE_SIZE)
+
+
 def dense_memory(q: DenseQuery) -> DenseOut:
     """`measure_cost` of a dense and an identity conv stack at doubling depths."""
-    in_shape = (3, SAMPLE_SIZE, SAMPLE_SIZE)
+    in_shape = DENSE_INPUT
     depths = sorted({min(2**k, q.max_depth) for k in range(q.max_depth.bit_length() + 1)})
     points = []
     for d in depths:
@@ -84,9 +87,10 @@ def dense_memory(q: DenseQuery) -> DenseOut:
     return DenseOut(width=q.width, input_shape=list(in_shape), points=points)
 
 
-@router.get("/dense-memory", response_model=DenseOut, responses=UNPROCESSABLE, summary="Dense memory growth with depth")
+@router.get("/dense-memory", response_model=DenseOut, responses=COMPUTE, summary="Dense memory growth with depth")
 async def dense(q: Annotated[DenseQuery, Query()], engine: Engine) -> DenseOut:
-    return await engine.run(dense_memory, q)
+    deepest = StackConfig(depth=q.max_depth, width=q.width, skip="dense", in_shape=DENSE_INPUT)
+    return await engine.run(dense_memory, q, stacks=[(deepest, 2)])
 
 
 class PreactQuery(BaseModel):
@@ -102,19 +106,23 @@ class PreactOut(BaseModel):
 
 
 PREACT_WIDTH = 64  # features of the residual MLP stacks compared
+PREACT_BATCH = 64  # examples in the probe batch
+
+
+def preact_stacks(q: PreactQuery) -> dict[str, StackConfig]:
+    """The same residual MLP stack in both block forms."""
+    return {
+        form: StackConfig(depth=q.depth, width=PREACT_WIDTH, skip="identity", activation=q.activation, preact=pre)
+        for form, pre in (("post", False), ("pre", True))
+    }
 
 
 def post_vs_pre(q: PreactQuery) -> PreactOut:
     """`stack_gradient_flow` of the same residual MLP stack in both block forms."""
-    flows = {
-        form: stack_gradient_flow(
-            StackConfig(depth=q.depth, width=PREACT_WIDTH, skip="identity", activation=q.activation, preact=pre)
-        ).to_dict()
-        for form, pre in (("post", False), ("pre", True))
-    }
+    flows = {form: stack_gradient_flow(cfg, batch=PREACT_BATCH).to_dict() for form, cfg in preact_stacks(q).items()}
     return PreactOut(depth=q.depth, width=PREACT_WIDTH, **{k: GradientFlowOut(**v) for k, v in flows.items()})
 
 
-@router.get("/preact", response_model=PreactOut, responses=UNPROCESSABLE, summary="Post- vs pre-activation gradients")
+@router.get("/preact", response_model=PreactOut, responses=COMPUTE, summary="Post- vs pre-activation gradients")
 async def preact(q: Annotated[PreactQuery, Query()], engine: Engine) -> PreactOut:
-    return await engine.run(post_vs_pre, q)
+    return await engine.run(post_vs_pre, q, stacks=[(cfg, PREACT_BATCH) for cfg in preact_stacks(q).values()])

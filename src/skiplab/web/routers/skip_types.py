@@ -11,9 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from skiplab.nn import StackConfig
 from skiplab.probes.cost import compare_skip_types
 from skiplab.web.article import tex
-from skiplab.web.deps import UNPROCESSABLE, Engine
+from skiplab.web.deps import COMPUTE, Engine
 from skiplab.web.schemas import FlowSummaryOut
 
 router = APIRouter(tags=["skip types"])
@@ -75,6 +76,8 @@ def skip_types(q: SkipTypesQuery) -> SkipTypesOut:
     return SkipTypesOut(**{**d, "rows": rows})
 
 
-@router.get("/skip-types", response_model=SkipTypesOut, responses=UNPROCESSABLE, summary="Every skip type, measured")
+@router.get("/skip-types", response_model=SkipTypesOut, responses=COMPUTE, summary="Every skip type, measured")
 async def skip_types_route(q: Annotated[SkipTypesQuery, Query()], engine: Engine) -> SkipTypesOut:
-    return await engine.run(skip_types, q)
+    # the dense stack is the dearest: its every layer is wider than the one before
+    dense = StackConfig(depth=q.depth, width=q.width, skip="dense", in_shape=(3, 8, 8))
+    return await engine.run(skip_types, q, stacks=[(dense, 8)])
