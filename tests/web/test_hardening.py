@@ -1,0 +1,104 @@
+"""The server under hostile input and load: priced requests, bounded queue, own Host only, no escape from static."""
+
+import inspect
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bench.load import run_load
+from skiplab.cli.serve import serve
+from skiplab.probes.budget import Budget
+from skiplab.web.app import create_app
+from skiplab.web.settings import WebSettings
+from tests.web.conftest import start_server, stop_server
+
+LOCAL = "http://127.0.0.1"
+
+
+def client(**settings) -> TestClient:
+    return TestClient(create_app(WebSettings(warm_up=False, **settings)), base_url=LOCAL)
+
+
+def test_over_budget_is_a_422_that_says_what_to_lower():
+    with client(budget=Budget(max_flops=10**8)) as c:
+        r = c.get("/api/gradflow", params={"depth": 1000})
+        assert r.status_code == 422
+        assert "GFLOP" in r.json()["detail"] and "Lower depth" in r.json()["detail"]
+        assert c.get("/api/gradflow", params={"depth": 4}).status_code == 200
+
+
+def test_every_computing_route_documents_429_and_503():
+    app = create_app(WebSettings(warm_up=False))
+    paths = app.openapi()["paths"]
+    computing = [
+        "/api/gradflow",
+        "/api/bypass",
+        "/api/anatomy",
+        "/api/skip-types",
+        "/api/paths",
+        "/api/pitfalls/preact",
+        "/api/pitfalls/dense-memory",
+        "/api/pitfalls/shortcut",
+    ]
+    for path in computing:
+        assert {"422", "429", "503"} <= set(paths[path]["get"]["responses"]), path
+
+
+def test_foreign_host_and_cross_origin_writes_are_refused():
+    with client() as c:
+        assert c.get("/", headers={"Host": "evil.example"}).status_code == 400
+        assert c.get("/api/results/lesion", headers={"Host": "attacker.test:8000"}).status_code == 400
+        r = c.post("/api/jobs", json={"epochs": 1}, headers={"Origin": "http://evil.example"})
+        assert r.status_code == 403
+        assert c.get("/", headers={"Host": "localhost:8000"}).status_code == 200
+
+
+def test_static_files_of_the_app_cannot_be_escaped():
+    app = create_app(WebSettings(warm_up=False))
+    static = next(r.path for r in app.routes if getattr(r, "name", "") == "static")
+    with TestClient(app, base_url=LOCAL) as c:
+        for path in (
+            "/../../pyproject.toml",
+            "/%2e%2e/%2e%2e/pyproject.toml",
+            "/..%2f..%2fpyproject.toml",
+            "//etc/passwd",
+            "/%2Fetc%2Fpasswd",
+            "/../app.py",
+        ):
+            r = c.get(static + path)
+            assert r.status_code in (400, 404), path
+            assert "[project]" not in r.text and "root:" not in r.text
+
+
+def test_server_binds_loopback_unless_told():
+    assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
+    assert WebSettings().host == "127.0.0.1"
+
+
+def test_job_wall_time_is_capped():
+    with client(max_job_s=0.3) as c:
+        job = c.post("/api/jobs", json={"epochs": 30, "depth": 20}).json()
+        deadline = time.monotonic() + 30
+        while (status := c.get(f"/api/jobs/{job['id']}").json()["status"]) in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert status == "stopped"
+
+
+@pytest.mark.slow
+def test_load_50_clients_no_server_error_and_fast_429s():
+    # A small queue makes the pool overflow under 50 clients, so 429s must appear and be answered at once.
+    live = start_server(WebSettings(warm_up=False, heavy_queue=2))
+    try:
+        report = run_load(live.url, clients=50, per_client=4, heavy_share=0.5, timeout=60, seed=3)
+    finally:
+        stop_server(live)
+    assert report.requests == 200
+    assert report.server_errors == 0 and report.timeouts == 0, report.statuses
+    assert set(report.statuses) <= {"200", "429"}, report.statuses
+    assert report.statuses.get("429", 0) > 0 and report.missing_retry_after == 0
+    busy = [s.seconds for s in report.samples if s.status == 429]
+    light = [s.seconds for s in report.samples if s.kind == "light"]
+    # refusing must not wait for the computation: every 429 comes back faster than the slowest light answer + 1 s
+    assert max(busy) < max(light) + 1.0
