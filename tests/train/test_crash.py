@@ -36,13 +36,17 @@ def assert_consistent(run_dir, store_path):
         assert len(list(run_dir.glob("weights-*.safetensors"))) >= 1
 
 
-@pytest.mark.slow
-def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_path):
+def kill_and_resume(tmp_path, attempts: int = KILLS, seed: int = 5) -> dict:
+    """Start, SIGKILL at a random moment and restart the same run `attempts` times, then let it finish.
+
+    Checks the store and the checkpoint after every kill and the final curves against an uninterrupted
+    run; returns what happened (bench/bench_crash.py runs it with many more kills than the test).
+    """
     reference = train(CFG)
     run_dir, store_path = tmp_path / "run", tmp_path / "runs.db"
-    rng = random.Random(5)
+    rng = random.Random(seed)
     kills = 0
-    for _ in range(KILLS):
+    for _ in range(attempts):
         resume = (run_dir / "checkpoint.json").exists()
         proc = subprocess.Popen(command(run_dir, store_path, resume), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         # Interpreter start-up takes a few seconds; kill somewhere between start-up and the end of training.
@@ -65,3 +69,16 @@ def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_
     keys = ("train_loss", "train_error", "test_loss", "test_error", "lr", "grad_norm_mean", "grad_norm_max")
     for mine, ref in zip(stored.epochs, reference.epochs):
         assert {k: mine[k] for k in keys} == {k: getattr(ref, k) for k in keys}
+    return {
+        "kills": kills,
+        "attempts": attempts,
+        "epochs": len(stored.epochs),
+        "integrity": "ok",
+        "duplicated_epochs": 0,
+        "same_metrics_as_uninterrupted": True,
+    }
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_matches_an_uninterrupted_run(tmp_path):
+    assert kill_and_resume(tmp_path)["kills"] >= 1
