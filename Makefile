@@ -34,6 +34,7 @@ test: $(STAMP) system-deps lint layers
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.summary
 
 fuzz: $(STAMP)
 	$(BIN)/python -m pytest -q tests/web/test_fuzz.py --hypothesis-profile=fuzz

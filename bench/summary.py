@@ -1,0 +1,106 @@
+"""Render bench/results.json as the Markdown summary the README carries: `python -m bench.summary`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+
+def _get(d: dict, *keys, default="—"):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return default
+        d = d[k]
+    return d
+
+
+def summary(r: dict) -> str:
+    m = r.get("_machine", {})
+    lines = [
+        f"Measured {m.get('date', '?')} on {m.get('cpus', '?')} CPU threads, torch {m.get('torch', '?')}; "
+        "ratios are against a baseline measured in the same run.",
+        "",
+    ]
+    t = r.get("bench_train", {})
+    if t:
+        lines += [
+            "| training (batch 128, 3x32x32) | skiplab img/s | plain reference img/s | ratio (goal 1.3x) "
+            "| GFLOP/s | share of peak matmul |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name in ("resnet20", "resnet56"):
+            n = t.get(name, {})
+            lines.append(
+                f"| {name} | {_get(n, 'skiplab_images_per_s')} | {_get(n, 'reference_images_per_s')} | "
+                f"{_get(n, 'ratio')}x | {_get(n, 'skiplab_gflops')} | "
+                f"{round(100 * n['fraction_of_peak']) if 'fraction_of_peak' in n else '—'} % "
+                f"(peak {_get(t, 'peak_matmul_gflops')} GFLOP/s) |"
+            )
+        lines += [
+            "",
+            f"Default degradation experiment: {_get(t, 'degradation_default', 'wall_s')} s wall for "
+            f"{_get(t, 'degradation_default', 'runs')} runs (goal 60 s). "
+            f"Verdict: {_get(t, 'degradation_default', 'verdict')}",
+            "",
+        ]
+    p = r.get("bench_probes", {})
+    if p:
+        lines += ["| probe | ms (median) | hook baseline ms | speed-up | goal ms |", "|---|---|---|---|---|"]
+        for key, label in (
+            ("mlp_depth100", "gradient flow, MLP depth 100"),
+            ("mlp_depth100_sigmoid_plain", "gradient flow, plain sigmoid depth 100"),
+            ("mlp_depth1000", "gradient flow, MLP depth 1000"),
+            ("resnet110_batch16", "gradient flow, ResNet-110 batch 16"),
+        ):
+            n = p.get(key, {})
+            lines.append(
+                f"| {label} | {_get(n, 'probe_ms')} | {_get(n, 'baseline_ms')} | {_get(n, 'speedup')}x "
+                f"| {_get(n, 'goal_ms')} |"
+            )
+        lines += [
+            "",
+            "Each probe at its explainer default (goal 50 ms): "
+            + ", ".join(f"`{k}` {v} ms" for k, v in p.get("defaults_ms", {}).items())
+            + ".",
+            "",
+        ]
+    w = r.get("bench_web", {})
+    if w:
+        pl = w.get("page_load", {})
+        lines += [
+            f"Page load in headless chromium (median): numbers drawn {_get(pl, 'first_visit_numbers_ms_median')} ms, "
+            f"charts {_get(pl, 'first_visit_charts_ms_median')} ms on a first visit "
+            f"(plotly.js alone: {_get(pl, 'plotly_alone_ms_median')} ms); "
+            f"{_get(pl, 'repeat_visit_numbers_ms_median')} / {_get(pl, 'repeat_visit_charts_ms_median')} ms "
+            "on a repeat visit. Goal: 2,000 ms.",
+            "",
+            "| widget change (median ms, server + render) | computed fresh | from the answer cache |",
+            "|---|---|---|",
+        ]
+        for k, v in w.get("widget_change_ms_median_uncached", {}).items():
+            lines.append(f"| {k} | {v} | {_get(w, 'widget_change_ms_median_cached', k)} |")
+        lines.append("")
+    ld = r.get("bench_load", {})
+    if ld:
+        lines += [
+            f"Load: {ld['clients']} concurrent clients, {ld['requests']} requests in {ld['wall_s']} s: "
+            f"statuses {ld['statuses']}, light endpoints p50 {ld['light_p50_ms']} ms / p99 {ld['light_p99_ms']} ms, "
+            f"{round(100 * ld['too_many_share'])} % of heavy requests answered 429 "
+            f"(p99 {ld['too_many_p99_ms']} ms), {ld['server_errors']} server errors, {ld['timeouts']} timeouts.",
+            "",
+        ]
+    c = r.get("bench_crash", {})
+    if c:
+        lines += [
+            f"Crash safety: {c['kills']} SIGKILLs at random moments over {c['attempts']} starts of one run; "
+            f"it resumed each time, the store passed `PRAGMA integrity_check`, no epoch was stored twice, and the "
+            f"resumed run's {c['epochs']} epochs equal an uninterrupted run's exactly.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(summary(json.loads(RESULTS.read_text())))
