@@ -60,3 +60,31 @@ def test_bad_options_exit_2_and_name_the_option(command, message):
     result = runner.invoke(app, ["probe", *command.split()])
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+
+
+def test_probe_lesion_of_a_trained_run(tmp_path):
+    import torch
+
+    from skiplab.probes.lesion import lesion_study
+    from skiplab.train import TrainConfig, train
+    from skiplab.train.trained import load_trained
+
+    run_dir = tmp_path / "run"
+    train(TrainConfig(model="resmlp4", width=16, epochs=2, batch_size=64, threads=1), run_dir=run_dir)
+    result = runner.invoke(app, ["probe", "lesion", "--run-dir", str(run_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["epoch"] == 2 and out["architecture"] == "residual" and len(out["blocks"]) == 4
+    # the same numbers as the library on the reloaded model
+    trained = load_trained(run_dir)
+    with torch.no_grad():
+        direct = lesion_study(trained.model, trained.data.prepare(trained.data.x_test), trained.data.y_test)
+    assert out["intact_accuracy"] == direct.intact_accuracy
+    assert [b["accuracy"] for b in out["blocks"]] == [b.accuracy for b in direct.blocks]
+    table = runner.invoke(app, ["probe", "lesion", "--run-dir", str(run_dir)])
+    assert table.exit_code == 0 and "deleted block" in table.output
+
+
+def test_probe_lesion_of_a_missing_run_exits_2(tmp_path):
+    result = runner.invoke(app, ["probe", "lesion", "--run-dir", str(tmp_path / "nothing")])
+    assert result.exit_code == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import torch
@@ -13,7 +14,9 @@ from skiplab.probes.anatomy import block_anatomy
 from skiplab.probes.bypass import bypass_metrics
 from skiplab.probes.cost import compare_skip_types, measure_cost
 from skiplab.probes.gradflow import FlowSummary, gradient_flow, stack_gradient_flow
+from skiplab.probes.lesion import lesion_study
 from skiplab.probes.paths import gradient_by_path_length, path_length_distribution
+from skiplab.train.trained import load_trained
 
 app = typer.Typer(help="Measure what skip connections do, on real networks.", no_args_is_help=True)
 
@@ -235,3 +238,33 @@ def paths_cmd(
                 ["gradient-weighted mean length", _g(grad.mean_length)],
             ],
         )
+
+
+@app.command("lesion")
+def lesion_cmd(
+    run_dir: Annotated[Path, typer.Option(help="Folder of a run trained with `skiplab train --run-dir`.")],
+    data_root: Annotated[str | None, typer.Option(help="CIFAR-10 folder, if the run's data is cifar10.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Held-out accuracy of a trained run after deleting each single block (Veit et al. 2016)."""
+    with user_errors():
+        trained = load_trained(run_dir, data_root)
+        data = trained.data
+        study = lesion_study(trained.model, data.prepare(data.x_test), data.y_test)
+    if json_:
+        print_json({"run_dir": str(run_dir), "epoch": trained.epoch, **study.to_dict()})
+        return
+    print_table(
+        f"lesion study of {trained.config.model} after {trained.epoch} epochs ({study.architecture}): "
+        f"intact held-out accuracy {study.intact_accuracy:.3f}",
+        ["deleted block", "kind", "accuracy", "drop"],
+        [
+            [
+                b.name,
+                b.kind,
+                "—" if b.accuracy is None else f"{b.accuracy:.3f}",
+                "—" if b.drop is None else f"{b.drop:+.3f}",
+            ]
+            for b in study.blocks
+        ],
+    )
