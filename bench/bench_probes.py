@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from skiplab.nn import StackConfig, build_stack, create_model
 from skiplab.probes.anatomy import block_anatomy
 from skiplab.probes.bypass import bypass_metrics
-from skiplab.probes.cost import compare_skip_types
+from skiplab.probes.cost import compare_skip_types, forward_flops, measure_cost, saved_activation_bytes
 from skiplab.probes.gradflow import gradient_flow, select_modules, stack_gradient_flow, synthetic_batch
 from skiplab.probes.paths import gradient_by_path_length, path_length_distribution
 
@@ -94,6 +94,10 @@ def _compare(model, x, y, reps: int, **probe_kw) -> dict:
     }
 
 
+def _ratio(probe_ms: float, baseline_ms: float) -> dict:
+    return {"probe_ms": probe_ms, "baseline_ms": baseline_ms, "speedup": round(baseline_ms / probe_ms, 2)}
+
+
 def _mlp(depth: int, **kw):
     cfg = StackConfig(depth=depth, width=64, **kw)
     torch.manual_seed(0)
@@ -133,12 +137,31 @@ def run() -> dict:
     out["defaults_ms"] = {name: median_ms(fn, 9) for name, fn in defaults.items()}
     out["defaults_goal_ms"] = 50
 
+    # measure_cost of the explainer's deepest dense stack, at the thread count it chooses (1 for a few small
+    # images) against the same two measurements at the process's default thread count.
+    dense_shape = (3, 8, 8)
+    dense = build_stack(StackConfig(depth=8, width=16, skip="dense", in_shape=dense_shape))
+    dx = torch.randn(2, *dense_shape)
+
+    def cost_baseline() -> None:
+        dense.eval()
+        forward_flops(dense, dx)
+        dense.train()
+        saved_activation_bytes(dense, dx)
+
+    out["measure_cost_dense_depth8"] = _ratio(
+        median_ms(lambda: measure_cost(dense, dense_shape), 9), median_ms(cost_baseline, 9)
+    )
+
     stop = mp.Event()
     spinner = mp.Process(target=_spin, args=(stop,), daemon=True)
     spinner.start()
     try:
         time.sleep(0.2)
         n = torch.get_num_threads()
+        out["under_load_measure_cost_dense_depth8"] = _ratio(
+            median_ms(lambda: measure_cost(dense, dense_shape), 9), median_ms(cost_baseline, 9)
+        )
         out["under_load_mlp_depth100"] = {
             "probe_auto_threads_ms": median_ms(lambda: gradient_flow(model, x, y), 21),
             f"probe_{n}_threads_ms": median_ms(lambda: gradient_flow(model, x, y, num_threads=n), 21),

@@ -7,6 +7,7 @@ inside a `with` block and the previous value is restored on the way out.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,7 +15,17 @@ import torch
 
 from skiplab.nn.layers import choice
 
-__all__ = ["check_int", "check_float", "choice", "seeded", "threads", "flush_denormals", "finite", "denormals_flushed"]
+__all__ = [
+    "check_int",
+    "check_float",
+    "choice",
+    "seeded",
+    "threads",
+    "auto_threads",
+    "flush_denormals",
+    "finite",
+    "denormals_flushed",
+]
 
 
 def check_int(option: str, value: int, low: int, high: int) -> int:
@@ -89,3 +100,20 @@ def flush_denormals(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         torch.set_flush_denormal(previous)
+
+
+def auto_threads(x: torch.Tensor) -> int:
+    """Intra-op threads for one probe, chosen by workload.
+
+    Small tensors (an MLP of width 64: ~0.2 ms of dispatch overhead per
+    layer) gain nothing from a second thread, and when another process holds
+    a core a multi-thread call stalls 10-60x while a one-thread call stays
+    within ~1.3x (bench/bench_probes.py, "under load"). So small work uses one
+    thread, and image batches big enough to share use every core but one,
+    leaving a core to whatever else runs (on 2 cores: still one thread;
+    ResNet-110, batch 16: 0.9 s with one thread vs 3.3 s with two on a busy
+    2-core machine).
+    """
+    big = x.dim() >= 4 and x.numel() >= 16 * 3 * 32 * 32
+    # Count the cores this process may use, not torch's current setting (another probe may have lowered it).
+    return max(1, len(os.sched_getaffinity(0)) - 1) if big else 1

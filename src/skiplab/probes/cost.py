@@ -30,7 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from skiplab.nn.models import SKIP_TYPES, StackConfig, build_stack
-from skiplab.probes.common import check_int, choice, seeded, threads
+from skiplab.probes.common import auto_threads, check_int, choice, seeded, threads
 
 
 @dataclass(frozen=True)
@@ -198,17 +198,20 @@ def measure_cost(model: nn.Module, input_shape: tuple[int, ...], batch: int = 2,
     x = torch.randn(batch, *input_shape)
     buffers = list(model.buffers())
     saved = [b.clone() for b in buffers]  # training-mode forwards move BatchNorm statistics: put them back
-    try:
-        model.eval()
-        flops = forward_flops(model, x)
-        model.train()
-        act = saved_activation_bytes(model, x.requires_grad_(False))
-        peak_bytes = peak_step_bytes(model, x) if peak else None
-    finally:
-        model.train(was_training)
-        with torch.no_grad():
-            for b, s in zip(buffers, saved):
-                b.copy_(s)
+    # Threads by workload, as for gradient flow: a few small images gain nothing from a second thread, and
+    # two threads stall 10-40x when another process holds a core (bench/bench_probes.py, "measure_cost").
+    with threads(auto_threads(x)):
+        try:
+            model.eval()
+            flops = forward_flops(model, x)
+            model.train()
+            act = saved_activation_bytes(model, x.requires_grad_(False))
+            peak_bytes = peak_step_bytes(model, x) if peak else None
+        finally:
+            model.train(was_training)
+            with torch.no_grad():
+                for b, s in zip(buffers, saved):
+                    b.copy_(s)
     return Cost(count_params(model), flops // batch, act // batch, tuple(input_shape), batch, peak_bytes)
 
 

@@ -22,7 +22,6 @@ was.
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import asdict, dataclass
 
@@ -31,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skiplab.nn.models import SkipNet, StackConfig, build_stack
-from skiplab.probes.common import check_int, choice, finite, flush_denormals, seeded, threads
+from skiplab.probes.common import auto_threads, check_int, choice, finite, flush_denormals, seeded, threads
 
 LOSSES: tuple[str, ...] = ("auto", "cross_entropy", "mse")
 MAX_DEPTH = 1000  # the zoo stacks a probe builds: 1..1000 layers
@@ -160,23 +159,6 @@ def compute_loss(out: torch.Tensor, y: torch.Tensor, loss: str = "auto") -> torc
 
 
 # ------------------------------------------------------------------ the probe
-
-
-def auto_threads(x: torch.Tensor) -> int:
-    """Intra-op threads for one probe, chosen by workload.
-
-    Small tensors (an MLP of width 64: ~0.2 ms of dispatch overhead per
-    layer) gain nothing from a second thread, and when another process holds
-    a core a multi-thread call stalls 10-60x while a one-thread call stays
-    within ~1.3x (bench/bench_probes.py, "under load"). So small work uses one
-    thread, and image batches big enough to share use every core but one,
-    leaving a core to whatever else runs (on 2 cores: still one thread;
-    ResNet-110, batch 16: 0.9 s with one thread vs 3.3 s with two on a busy
-    2-core machine).
-    """
-    big = x.dim() >= 4 and x.numel() >= 16 * 3 * 32 * 32
-    # Count the cores this process may use, not torch's current setting (another probe may have lowered it).
-    return max(1, len(os.sched_getaffinity(0)) - 1) if big else 1
 
 
 def _forward_with_inputs(
