@@ -123,40 +123,43 @@ class OpMeter(TorchDispatchMode):
         if formula is not None and torch._C._current_autograd_node() is None:
             self.flops += int(formula(*args, **kwargs, out_val=out))
         # aten ops return a tensor or one flat tuple/list of them (some entries None).
+        arg_storages: set[int] | None = None  # the arguments' storages, found once per op and only when needed
         for t in out if isinstance(out, (tuple, list)) else (out,):
-            if isinstance(t, torch.Tensor):
-                self._follow(t, args)
+            if not isinstance(t, torch.Tensor):
+                continue
+            key = t.untyped_storage().data_ptr()
+            if key == 0:
+                continue
+            entry = self._refs.get(key)
+            if entry is None:
+                if arg_storages is None:
+                    arg_storages = _argument_storages(args)
+                if key in arg_storages:
+                    continue  # a view of, or an in-place write to, memory that existed before (a weight, the input)
+                nbytes = t.untyped_storage().nbytes()
+                self._refs[key] = [1, nbytes]
+                self.live_bytes += nbytes
+            else:
+                entry[0] += 1
+            self._watch.add(weakref.ref(t, lambda ref, key=key: self._released(ref, key)))
         self.peak_bytes = max(self.peak_bytes, self.live_bytes)
         return out
 
-    def _follow(self, t: torch.Tensor, args: tuple) -> None:
-        storage = t.untyped_storage()
-        key = storage.data_ptr()
-        if key == 0:
-            return
-        entry = self._refs.get(key)
-        if entry is None:
-            if _aliases_an_argument(key, args):
-                return  # a view of, or an in-place write to, memory that existed before (a weight, the input)
-            nbytes = storage.nbytes()
-            self._refs[key] = [1, nbytes]
-            self.live_bytes += nbytes
-        else:
-            entry[0] += 1
-        self._watch.add(weakref.ref(t, lambda ref, key=key: self._released(ref, key)))
 
+def _argument_storages(args: tuple) -> set[int]:
+    """The storages of an op's tensor arguments (nested at most one list deep).
 
-def _aliases_an_argument(key: int, args: tuple) -> bool:
-    """Whether storage `key` belongs to one of an op's tensor arguments (nested at most one list deep)."""
+    One set per op rather than a scan of the arguments per output: ops over
+    lists (`_foreach_norm` of every gradient, `stack`) return as many tensors
+    as they take, and a scan per output made them quadratic.
+    """
+    keys: set[int] = set()
     for a in args:
         if isinstance(a, torch.Tensor):
-            if a.untyped_storage().data_ptr() == key:
-                return True
+            keys.add(a.untyped_storage().data_ptr())
         elif isinstance(a, (list, tuple)):
-            for b in a:
-                if isinstance(b, torch.Tensor) and b.untyped_storage().data_ptr() == key:
-                    return True
-    return False
+            keys.update(b.untyped_storage().data_ptr() for b in a if isinstance(b, torch.Tensor))
+    return keys
 
 
 def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
