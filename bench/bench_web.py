@@ -155,9 +155,32 @@ def widget_latency(p, cache_size: int) -> dict:
     return out
 
 
+def server_compute(reps: int = 5) -> dict:
+    """Each widget's default computation alone, in this process at the server's thread count, computed afresh.
+
+    What a change costs before the network and the chart: the widget's
+    latency above, minus this, is transport and rendering.
+    """
+    from skiplab.probes.common import threads
+    from skiplab.web.app import default_views
+
+    out = {}
+    with threads(WebSettings().torch_threads):
+        for fn, query in default_views():
+            fn(query)  # one-off warm-up (the first FLOP count imports torch._dynamo)
+            times = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                fn(query)
+                times.append(time.perf_counter() - t0)
+            out[fn.__name__] = round(statistics.median(times) * 1e3, 1)
+    return out
+
+
 def run() -> dict:
     from playwright.sync_api import sync_playwright
 
+    compute = server_compute()
     with sync_playwright() as p:
         load = page_load(p)
         fresh = widget_latency(p, cache_size=0)
@@ -168,6 +191,7 @@ def run() -> dict:
         "page_load_runs": load["runs"],
         "widget_change_ms_median_uncached": fresh,
         "widget_change_ms_median_cached": cached,
+        "server_compute_ms_median": compute,
         "baseline_widget": "shortcut",
         "widget_vs_baseline": {w: round(ms / baseline, 1) for w, ms in fresh.items()},
         "widget_vs_100ms_goal": {w: round(ms / 100, 2) for w, ms in fresh.items()},
