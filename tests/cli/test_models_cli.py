@@ -45,3 +45,9 @@ def test_unknown_family_exits_2():
     result = runner.invoke(app, ["models", "list", "--family", "transformers"])
     assert result.exit_code == 2
     assert "cifar-resnet" in result.output
+
+
+def test_bad_option_error_names_the_flag():
+    result = runner.invoke(app, ["probe", "gradflow", "--width", "0"])
+    assert result.exit_code == 2
+    assert "'--width'" in result.output and "width must be" in result.output

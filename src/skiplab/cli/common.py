@@ -16,13 +16,28 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def _option_named_by(message: str) -> str | None:
+    """The flag of the running command that the library's message is about ('width must be ...' → --width)."""
+    try:  # typer vendors click and exposes no public accessor for the current context
+        from typer._click.globals import get_current_context
+    except ImportError:
+        return None
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return None
+    first = message.split(" ", 1)[0].strip(":'\"").replace("-", "_")
+    flags = [p.opts[0] for p in ctx.command.params if p.name == first and p.opts and p.opts[0].startswith("--")]
+    return flags[0] if flags else None
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn the library's ValueErrors (bad options, unknown names) into a usage error: exit code 2."""
+    """Turn the library's ValueErrors (bad options, unknown names) into a usage error naming the flag: exit code 2."""
     try:
         yield
     except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
+        flag = _option_named_by(str(e))
+        raise typer.BadParameter(str(e), param_hint=f"'{flag}'" if flag else None) from None
 
 
 def print_json(data: Any) -> None:

@@ -107,7 +107,7 @@ def has_checkpoint(run_dir: str | Path) -> bool:
 def read_meta(run_dir: str | Path) -> dict:
     path = Path(run_dir) / CHECKPOINT_JSON
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint in {str(run_dir)!r} (expected {CHECKPOINT_JSON}); nothing to resume")
+        raise CheckpointError(f"no checkpoint in {str(run_dir)!r} (expected {CHECKPOINT_JSON} from a training run)")
     try:
         meta = json.loads(path.read_text())
     except json.JSONDecodeError as e:
