@@ -86,7 +86,9 @@ def summary(r: dict) -> str:
     if ld:
         lines += [
             f"Load: {ld['clients']} concurrent clients, {ld['requests']} requests in {ld['wall_s']} s: "
-            f"statuses {ld['statuses']}, light endpoints p50 {ld['light_p50_ms']} ms / p99 {ld['light_p99_ms']} ms, "
+            f"statuses {ld['statuses']}, light endpoints p50 {ld['light_p50_ms']} ms / p99 {ld['light_p99_ms']} ms "
+            f"(same clients sending light requests only: p50 {ld.get('light_only_p50_ms')} ms / "
+            f"p99 {ld.get('light_only_p99_ms')} ms), "
             f"{round(100 * ld['too_many_share'])} % of heavy requests answered 429 "
             f"(p99 {ld['too_many_p99_ms']} ms), {ld['server_errors']} server errors, {ld['timeouts']} timeouts.",
             "",
