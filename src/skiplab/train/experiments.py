@@ -254,9 +254,11 @@ class SkipTypesConfig:
 
 
 @dataclass(frozen=True)
-class SkipTypesResult:
-    config: SkipTypesConfig
-    rows: list[dict]  # skip, params, best_train_loss, final_train_error, final_test_error, seconds, run_id
+class TableResult:
+    """An experiment's runs and the table of rows drawn from them."""
+
+    config: SkipTypesConfig | LesionConfig
+    rows: list[dict]
     runs: dict[str, dict] = field(repr=False)
     wall_seconds: float = 0.0
 
@@ -267,6 +269,10 @@ class SkipTypesResult:
             "wall_seconds": self.wall_seconds,
             "runs": self.runs,
         }
+
+
+class SkipTypesResult(TableResult):
+    """rows: skip, params, best_train_loss, final_train_error, final_test_error, seconds, run_id."""
 
 
 def skip_types(
@@ -350,20 +356,9 @@ def lesion_job(cfg: dict, store_path: str | None, name: str) -> dict:
     return {**result.to_dict(), "lesion": study.to_dict()}
 
 
-@dataclass(frozen=True)
-class LesionExperiment:
-    config: LesionConfig
-    rows: list[dict]  # kind, seed, intact_accuracy, mean_accuracy, worst_accuracy, run_id
-    runs: dict[str, dict] = field(repr=False)  # run dicts, each with its "lesion" (per-block accuracies)
-    wall_seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return {
-            "config": self.config.to_dict(),
-            "rows": self.rows,
-            "wall_seconds": self.wall_seconds,
-            "runs": self.runs,
-        }
+class LesionExperiment(TableResult):
+    """rows: kind, seed, intact_accuracy, mean_accuracy, worst_accuracy, run_id; each run dict carries its
+    "lesion" (per-block accuracies)."""
 
 
 def lesion(
