@@ -32,6 +32,22 @@ KINDS: tuple[str, ...] = ("plain", "res")
 FAMILIES: tuple[str, ...] = ("mlp", "conv")
 
 
+def recipe(cfg: DegradationConfig | SkipTypesConfig | LesionConfig, model: str, seed: int) -> TrainConfig:
+    """The training recipe every experiment shares (SGD, cosine schedule with warm-up), for one model and seed."""
+    return TrainConfig(
+        model=model,
+        data=cfg.data,
+        width=cfg.width,
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        schedule="cosine",
+        warmup_epochs=cfg.warmup_epochs,
+        seed=seed,
+        threads=cfg.threads,
+    ).validate()
+
+
 @dataclass(frozen=True)
 class DegradationConfig:
     # Defaults chosen by measurement on the 2-core development machine (all 12 runs: 29 s wall while it was
@@ -71,18 +87,7 @@ class DegradationConfig:
         return self
 
     def train_config(self, kind: str, depth: int, seed: int) -> TrainConfig:
-        return TrainConfig(
-            model=f"{kind}{self.family}{depth}",
-            data=self.data,
-            width=self.width,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            schedule="cosine",
-            warmup_epochs=self.warmup_epochs,
-            seed=seed,
-            threads=self.threads,
-        ).validate()
+        return recipe(self, f"{kind}{self.family}{depth}", seed)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "depths": list(self.depths), "seeds": list(self.seeds)}
@@ -237,17 +242,7 @@ class SkipTypesConfig:
         return self
 
     def train_config(self, skip: str) -> TrainConfig:
-        return TrainConfig(
-            model=f"{skip}conv{self.depth}",
-            data=self.data,
-            width=self.width,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            warmup_epochs=self.warmup_epochs,
-            seed=self.seed,
-            threads=self.threads,
-        ).validate()
+        return recipe(self, f"{skip}conv{self.depth}", self.seed)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "skips": list(self.skips)}
@@ -331,17 +326,7 @@ class LesionConfig:
         return self
 
     def train_config(self, kind: str, seed: int) -> TrainConfig:
-        return TrainConfig(
-            model=f"{kind}{self.family}{self.depth}",
-            data=self.data,
-            width=self.width,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            warmup_epochs=self.warmup_epochs,
-            seed=seed,
-            threads=self.threads,
-        ).validate()
+        return recipe(self, f"{kind}{self.family}{self.depth}", seed)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "seeds": list(self.seeds)}
