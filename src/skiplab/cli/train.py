@@ -266,10 +266,12 @@ def _command(ctx: typer.Context) -> list[str]:
     return args
 
 
-def _results_target(write_results_: bool, results_out: Path | None, name: str) -> Path | None:
-    if results_out is not None:
-        return results_out
-    return shipped_path(name) if write_results_ else None
+def _keep_results(ctx: typer.Context, name: str, result_dict: dict, write_results_: bool, out: Path | None) -> None:
+    """With --write-results or --results-out, write the results file with the exact command that made it."""
+    target = out if out is not None else (shipped_path(name) if write_results_ else None)
+    if target is not None:
+        write_results(target, results_payload(name, _command(ctx), result_dict))
+        err_console.print(f"wrote {target}")
 
 
 WriteOpt = Annotated[bool, typer.Option("--write-results", help="Write the shipped results file in the package.")]
@@ -325,10 +327,7 @@ def degradation_cmd(
     with user_errors():
         cfg.validate()
         result = exp.degradation(cfg, store=_open_store(store), on_run=_on_run(json_))
-    target = _results_target(write_results_, results_out, "degradation")
-    if target is not None:
-        write_results(target, results_payload("degradation", _command(ctx), result.to_dict()))
-        err_console.print(f"wrote {target}")
+    _keep_results(ctx, "degradation", result.to_dict(), write_results_, results_out)
     if json_:
         print_json(result.to_dict())
         return
@@ -383,10 +382,7 @@ def skip_types_cmd(
     with user_errors():
         cfg.validate()
         result = exp.skip_types(cfg, store=_open_store(store), on_run=_on_run(json_))
-    target = _results_target(write_results_, results_out, "skip_types")
-    if target is not None:
-        write_results(target, results_payload("skip_types", _command(ctx), result.to_dict()))
-        err_console.print(f"wrote {target}")
+    _keep_results(ctx, "skip_types", result.to_dict(), write_results_, results_out)
     if json_:
         print_json(result.to_dict())
         return
@@ -429,10 +425,7 @@ def lesion_cmd(
     with user_errors():
         cfg.validate()
         result = exp.lesion(cfg, store=_open_store(store), on_run=_on_run(json_))
-    target = _results_target(write_results_, results_out, "lesion")
-    if target is not None:
-        write_results(target, results_payload("lesion", _command(ctx), result.to_dict()))
-        err_console.print(f"wrote {target}")
+    _keep_results(ctx, "lesion", result.to_dict(), write_results_, results_out)
     if json_:
         print_json(result.to_dict())
         return
