@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint layers bench fuzz system-deps clean
+.PHONY: serve test lint layers bench fuzz system-deps vendor clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,6 +38,15 @@ bench: $(STAMP)
 
 fuzz: $(STAMP)
 	$(BIN)/python -m pytest -q tests/web/test_fuzz.py --hypothesis-profile=fuzz
+
+# plotly.js's basic bundle, vendored (npm is needed only to refresh it): fetch PLOTLY_JS and check its hash.
+PLOTLY_JS ?= 4.1.1
+vendor:
+	tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent plotly.js-basic-dist-min@$(PLOTLY_JS) >/dev/null \
+	  && tar xzf plotly.js-basic-dist-min-$(PLOTLY_JS).tgz \
+	  && cp package/plotly-basic.min.js $(CURDIR)/src/skiplab/web/vendor/ \
+	  && cp package/LICENSE $(CURDIR)/src/skiplab/web/vendor/LICENSE.plotly.js && rm -rf $$tmp
+	cd src/skiplab/web/vendor && sha256sum plotly-basic.min.js > SHA256SUMS
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pytest
@@ -9,7 +10,7 @@ from fastapi import HTTPException
 from fastapi.testclient import TestClient
 
 from skiplab.web.app import create_app, default_views
-from skiplab.web.article import plotly_js_path
+from skiplab.web.article import plotly_js_path, plotly_js_version
 from skiplab.web.deps import ComputeEngine
 from skiplab.web.settings import WebSettings
 
@@ -43,6 +44,7 @@ def test_plotly_and_static_files_are_served_locally_and_cached(client):
     r = client.get(plotly_url)
     assert r.status_code == 200
     assert r.content == plotly_js_path().read_bytes()
+    assert plotly_url == f"/vendor/plotly-basic-{plotly_js_version()}.min.js"
     assert "immutable" in r.headers["cache-control"]
     css = re.search(r'href="(/static/[0-9a-f]+/article.css)"', html).group(1)
     r = client.get(css)
@@ -194,3 +196,11 @@ def test_stored_lesion_study_has_a_residual_and_a_plain_net(client):
     assert kinds == {"res", "plain"}
     for s in data["studies"]:
         assert s["blocks"] and all(b["accuracy"] is None or 0 <= b["accuracy"] <= 1 for b in s["blocks"])
+
+
+def test_vendored_plotly_is_the_recorded_bundle():
+    # `make vendor` fetched it and wrote its hash; a hand-edited or truncated bundle fails here.
+    digest, name = (plotly_js_path().parent / "SHA256SUMS").read_text().split()
+    assert name == plotly_js_path().name
+    assert hashlib.sha256(plotly_js_path().read_bytes()).hexdigest() == digest
+    assert re.fullmatch(r"\d+\.\d+\.\d+", plotly_js_version())

@@ -112,7 +112,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.state.store = RunStore(settings.store_path) if settings.store_path else None
 
     static_url = f"/static/{static_version()}"
-    plotly_url = f"/vendor/plotly-{plotly_js_version()}.min.js"
+    plotly_url = f"/vendor/plotly-basic-{plotly_js_version()}.min.js"
     app.state.article_html = render_article(static_url, plotly_url)
 
     @app.exception_handler(405)

@@ -15,10 +15,10 @@ def article(request: Request) -> HTMLResponse:
 
 
 def plotly_route(path: str, js_file: str, max_age: int) -> APIRouter:
-    """A route serving the plotly.min.js of the installed `plotly` package at a versioned URL."""
+    """A route serving the vendored plotly.js bundle at a versioned URL."""
     r = APIRouter(tags=["pages"])
 
-    @r.get(path, response_class=FileResponse, summary="plotly.js, from the installed plotly package")
+    @r.get(path, response_class=FileResponse, summary="plotly.js (basic bundle), served from the package")
     def plotly_js() -> FileResponse:
         return FileResponse(
             js_file,
