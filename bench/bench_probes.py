@@ -8,6 +8,10 @@ block input, `loss.backward()` into `.grad`, one `.item()` per norm, the
 process's default thread count and no denormal flushing. Both run in the same
 process on the same prebuilt model; ratios are baseline / probe.
 
+Probes at their explainer defaults are timed warm (stacks pooled, costs
+remembered: what a running server or notebook sees after the first call) and
+cold (all of that dropped before each call).
+
 The "under load" section runs the depth-100 case again while a second
 process spins on one core, for the probe's own thread choice (1 thread for
 an MLP), the probe forced to use every core, and the baseline.
@@ -27,7 +31,7 @@ import torch.nn.functional as F
 from skiplab.nn import StackConfig, build_stack, create_model
 from skiplab.probes.anatomy import block_anatomy
 from skiplab.probes.bypass import bypass_metrics
-from skiplab.probes.cost import compare_skip_types, forward_flops, measure_cost, saved_activation_bytes
+from skiplab.probes.cost import compare_skip_types, forget_built, forward_flops, measure_cost, saved_activation_bytes
 from skiplab.probes.gradflow import gradient_flow, select_modules, stack_gradient_flow, synthetic_batch
 from skiplab.probes.paths import gradient_by_path_length, path_length_distribution
 
@@ -134,7 +138,12 @@ def run() -> dict:
         "path_length_distribution(10)": lambda: path_length_distribution(10),
         "gradient_by_path_length()": lambda: gradient_by_path_length(),
     }
+    # Warm: the stacks are pooled and their costs remembered (skiplab.nn.pool, probes.cost), as in a running
+    # server or notebook. Cold: every pooled stack and remembered cost dropped before each call.
     out["defaults_ms"] = {name: median_ms(fn, 9) for name, fn in defaults.items()}
+    out["defaults_cold_ms"] = {
+        name: median_ms(lambda fn=fn: (forget_built(), fn()), 5) for name, fn in defaults.items()
+    }
     out["defaults_goal_ms"] = 50
 
     # measure_cost of the explainer's deepest dense stack, at the thread count it chooses (1 for a few small

@@ -155,13 +155,16 @@ def widget_latency(p, cache_size: int) -> dict:
     return out
 
 
-def server_compute(reps: int = 5) -> dict:
+def server_compute(reps: int = 5, cold: bool = False) -> dict:
     """Each widget's default computation alone, in this process at the server's thread count, computed afresh.
 
     What a change costs before the network and the chart: the widget's
-    latency above, minus this, is transport and rendering.
+    latency above, minus this, is transport and rendering. cold: drop every
+    pooled stack and remembered cost before each call (a configuration the
+    server has not seen since it started).
     """
     from skiplab.probes.common import threads
+    from skiplab.probes.cost import forget_built
     from skiplab.web.app import default_views
 
     out = {}
@@ -170,6 +173,8 @@ def server_compute(reps: int = 5) -> dict:
             fn(query)  # one-off warm-up (the first FLOP count imports torch._dynamo)
             times = []
             for _ in range(reps):
+                if cold:
+                    forget_built()
                 t0 = time.perf_counter()
                 fn(query)
                 times.append(time.perf_counter() - t0)
@@ -181,6 +186,7 @@ def run() -> dict:
     from playwright.sync_api import sync_playwright
 
     compute = server_compute()
+    compute_cold = server_compute(cold=True)
     with sync_playwright() as p:
         load = page_load(p)
         fresh = widget_latency(p, cache_size=0)
@@ -192,6 +198,7 @@ def run() -> dict:
         "widget_change_ms_median_uncached": fresh,
         "widget_change_ms_median_cached": cached,
         "server_compute_ms_median": compute,
+        "server_compute_cold_ms_median": compute_cold,
         "baseline_widget": "shortcut",
         "widget_vs_baseline": {w: round(ms / baseline, 1) for w, ms in fresh.items()},
         "widget_vs_100ms_goal": {w: round(ms / 100, 2) for w, ms in fresh.items()},

@@ -61,8 +61,9 @@ def summary(r: dict) -> str:
             )
         lines += [
             "",
-            "Each probe at its explainer default (goal 50 ms): "
-            + ", ".join(f"`{k}` {v} ms" for k, v in p.get("defaults_ms", {}).items())
+            "Each probe at its explainer default (goal 50 ms), warm (stacks pooled, costs remembered) / cold "
+            "(pool and memos dropped first): "
+            + ", ".join(f"`{k}` {v} / {_get(p, 'defaults_cold_ms', k)} ms" for k, v in p.get("defaults_ms", {}).items())
             + ".",
             "",
         ]
@@ -81,7 +82,16 @@ def summary(r: dict) -> str:
         ]
         for k, v in w.get("widget_change_ms_median_uncached", {}).items():
             lines.append(f"| {k} | {v} | {_get(w, 'widget_change_ms_median_cached', k)} |")
-        lines.append("")
+        lines += [
+            "",
+            "Server compute per widget at its default (ms, median), warm / cold: "
+            + ", ".join(
+                f"{k} {v} / {_get(w, 'server_compute_cold_ms_median', k)}"
+                for k, v in w.get("server_compute_ms_median", {}).items()
+            )
+            + ".",
+            "",
+        ]
     ld = r.get("bench_load", {})
     if ld:
         lines += [

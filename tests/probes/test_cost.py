@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from skiplab.nn import create_model
-from skiplab.probes import measure_cost
+from skiplab.nn import StackConfig, build_stack, create_model
+from skiplab.probes import compare_skip_types, measure_cost, stack_cost
 from skiplab.probes.cost import forward_flops, saved_activation_bytes
 
 
@@ -107,3 +107,31 @@ def test_skip_type_gradient_flow_equals_the_gradient_flow_probe():
         cfg = StackConfig(3, 8, row.skip, in_shape=(3, 4, 4))
         expected = [la.input_grad_norm for la in stack_gradient_flow(cfg, batch=4).layers]
         assert row.grad_norms == pytest.approx(expected, rel=1e-5)
+
+
+def test_skip_type_costs_remembered_per_shape_equal_a_fresh_metered_step():
+    # The first call meters each stack; later calls reuse the costs (they depend on shapes only) and run
+    # the unmetered step for the gradients. Clearing the memo must give the same table, seed for seed.
+    from skiplab.probes import cost
+
+    args = dict(depth=3, width=4, size=4, batch=2, skips=("identity", "dense", "highway"))
+    cost._STEP_COSTS = cost._Memo()
+    first = compare_skip_types(**args, seed=5)
+    assert compare_skip_types(**args, seed=5) == first
+    other = compare_skip_types(**args, seed=6)
+    for a, b in zip(first.rows, other.rows):
+        assert (a.params, a.flops_per_example, a.activation_bytes_per_example, a.peak_bytes) == (
+            b.params,
+            b.flops_per_example,
+            b.activation_bytes_per_example,
+            b.peak_bytes,
+        )
+        assert a.grad_norms != b.grad_norms
+    cost._STEP_COSTS = cost._Memo()
+    assert compare_skip_types(**args, seed=6) == other
+
+
+def test_stack_cost_is_measure_cost_of_the_built_stack():
+    cfg = StackConfig(depth=3, width=4, skip="dense", in_shape=(3, 4, 4))
+    assert stack_cost(cfg) == measure_cost(build_stack(cfg), cfg.in_shape)
+    assert stack_cost(cfg, peak=True) == measure_cost(build_stack(cfg), cfg.in_shape, peak=True)

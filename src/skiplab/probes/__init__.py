@@ -2,7 +2,7 @@
 
 from skiplab.probes.anatomy import BlockAnatomy, block_anatomy
 from skiplab.probes.bypass import BypassMetrics, bypass_metrics
-from skiplab.probes.cost import Cost, SkipTypeComparison, compare_skip_types, count_params, measure_cost
+from skiplab.probes.cost import Cost, SkipTypeComparison, compare_skip_types, count_params, measure_cost, stack_cost
 from skiplab.probes.gradflow import FlowSummary, GradientFlow, gradient_flow, stack_gradient_flow
 from skiplab.probes.lesion import LesionResult, lesion_study
 from skiplab.probes.paths import PathDistribution, PathGradients, gradient_by_path_length, path_length_distribution
@@ -25,6 +25,7 @@ __all__ = [
     "gradient_flow",
     "lesion_study",
     "measure_cost",
+    "stack_cost",
     "path_length_distribution",
     "stack_gradient_flow",
 ]

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from skiplab.nn.blocks import BasicBlock, Bottleneck, PreActBasicBlock, ResidualBlock
-from skiplab.probes.common import check_float, check_int, choice, seeded, threads
+from skiplab.nn.pool import seeded
+from skiplab.probes.common import check_float, check_int, choice, threads
 from skiplab.probes.cost import count_params, forward_flops
 
 FORMS: tuple[str, ...] = ("basic", "bottleneck", "preact")

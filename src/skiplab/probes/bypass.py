@@ -32,9 +32,10 @@ import torch
 from torch import nn
 
 from skiplab.nn.layers import ACTIVATIONS
-from skiplab.nn.models import StackConfig, build_stack
+from skiplab.nn.models import StackConfig
+from skiplab.nn.pool import pooled_stack
 from skiplab.nn.shortcuts import NoShortcut
-from skiplab.probes.common import check_int, choice, flush_denormals, seeded, threads
+from skiplab.probes.common import check_int, choice, flush_denormals, threads
 
 
 @dataclass(frozen=True)
@@ -114,21 +115,22 @@ def bypass_metrics(
     check_int("seed", seed, 0, 2**31 - 1)
     choice("activation", activation, tuple(ACTIVATIONS))
     cfg = StackConfig(layers, width, "identity" if skips else "none", activation, "none", "he", preact, (width,))
-    with threads(1), seeded(seed):
-        blocks = [b for _, b in build_stack(cfg).named_blocks()]
+    with pooled_stack(cfg, seed) as model:
+        blocks = [b for _, b in model.named_blocks()]
         x = torch.randn(batch, width)
-    body = nn.Sequential(*blocks).eval()
-    with threads(1), flush_denormals(), torch.no_grad():  # tiny matrices: dispatch-bound, one thread is fastest
-        hs, h = [], x
-        for block in blocks:
-            h = block(h)
-            hs.append(h)
-        per_layer = tuple(LayerSignal(i + 1, _cos2(x, t)) for i, t in enumerate(hs))
-    with threads(1), flush_denormals():
-        # Rows of the Jacobian for all examples at once: examples are independent, so d(sum_i y_i)/dx_i = J_i.
-        jac = torch.autograd.functional.jacobian(lambda v: body(v).sum(0), x, vectorize=True)  # (width, batch, width)
-        gain = float((jac.pow(2).sum((0, 2)).sqrt() / math.sqrt(width)).mean())
-    shortest, mean, paths = path_stats(blocks)
+        body = nn.Sequential(*blocks).eval()
+        with threads(1), flush_denormals(), torch.no_grad():  # tiny matrices: dispatch-bound, one thread is fastest
+            hs, h = [], x
+            for block in blocks:
+                h = block(h)
+                hs.append(h)
+            per_layer = tuple(LayerSignal(i + 1, _cos2(x, t)) for i, t in enumerate(hs))
+        with threads(1), flush_denormals():
+            # Rows of the Jacobian for all examples at once: examples are independent, so d(sum_i y_i)/dx_i = J_i.
+            # jac: (width, batch, width)
+            jac = torch.autograd.functional.jacobian(lambda v: body(v).sum(0), x, vectorize=True)
+            gain = float((jac.pow(2).sum((0, 2)).sqrt() / math.sqrt(width)).mean())
+        shortest, mean, paths = path_stats(blocks)
     return BypassMetrics(
         layers=layers,
         width=width,

@@ -19,7 +19,6 @@ __all__ = [
     "check_int",
     "check_float",
     "choice",
-    "seeded",
     "threads",
     "auto_threads",
     "flush_denormals",
@@ -44,14 +43,6 @@ def check_float(option: str, value: float, low: float, high: float) -> float:
 def finite(value: float) -> float | None:
     """JSON has no inf or nan: a probe reports them as null."""
     return value if math.isfinite(value) else None
-
-
-@contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Run the block under torch.manual_seed(seed) without disturbing the caller's random state."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 @contextmanager

@@ -21,7 +21,9 @@ squeeze-and-excitation blocks (Hu et al. 2018) and none (a plain network).
 
 from __future__ import annotations
 
+import threading
 import weakref
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
 import torch
@@ -29,8 +31,9 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from skiplab.nn.models import SKIP_TYPES, StackConfig, build_stack
-from skiplab.probes.common import auto_threads, check_int, choice, seeded, threads
+from skiplab.nn.models import SKIP_TYPES, StackConfig
+from skiplab.nn.pool import STACKS, pooled_stack
+from skiplab.probes.common import auto_threads, check_int, choice, threads
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,60 @@ def measure_cost(model: nn.Module, input_shape: tuple[int, ...], batch: int = 2,
     return Cost(count_params(model), flops // batch, act // batch, tuple(input_shape), batch, peak_bytes)
 
 
+class _Memo:
+    """A small thread-safe LRU of measurements that depend on a stack's shapes only, never on its values.
+
+    Parameters, FLOPs, saved activations and peak memory of a zoo stack are
+    fixed by its configuration and batch (no op of a zoo stack allocates by
+    value), so each is measured once per process: metering every op in Python
+    costs several times the step itself.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self._items: OrderedDict = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_STEP_COSTS = _Memo()  # (StackConfig, batch) -> params, FLOPs/example, saved bytes/example, peak bytes
+_STACK_COSTS = _Memo()  # (StackConfig, batch, peak) -> Cost
+
+
+def forget_built() -> None:
+    """Drop every pooled stack and remembered cost: the next probe builds and meters from scratch (a cold run)."""
+    STACKS.clear()
+    _STEP_COSTS.clear()
+    _STACK_COSTS.clear()
+
+
+def stack_cost(cfg: StackConfig, batch: int = 2, *, peak: bool = False) -> Cost:
+    """`measure_cost` of the zoo stack `build_stack(cfg)`, measured once per configuration and batch."""
+    key = (cfg.validate(), batch, peak)
+    cost = _STACK_COSTS.get(key)
+    if cost is None:
+        with pooled_stack(cfg, 0) as model:
+            cost = measure_cost(model, cfg.in_shape, batch, peak=peak)
+        _STACK_COSTS.put(key, cost)
+    return cost
+
+
 # ------------------------------------------------------------------ skip types side by side
 
 
@@ -281,20 +338,26 @@ def compare_skip_types(
         rows = []
         for skip in skips:
             cfg = StackConfig(depth, width, skip, activation, norm, "he", False, (3, size, size)).validate()
-            with seeded(seed):
-                model = build_stack(cfg).train()
             x, y = synthetic_batch(cfg, batch, seed)
-            # One metered training step (gradients of the parameters only, as in training) gives forward
-            # FLOPs, saved activations, peak memory and, from hooks that keep only norms, the gradient flow.
-            with OpMeter() as meter, _SavedBytes(model) as saved:
-                flow = _probe_training_step(model, x, y)
+            with pooled_stack(cfg, seed) as model:
+                costs = _STEP_COSTS.get((cfg, batch))
+                if costs is None:
+                    # One metered training step (gradients of the parameters only, as in training) gives forward
+                    # FLOPs, saved activations, peak memory and, from hooks that keep only norms, the gradient flow.
+                    with OpMeter() as meter, _SavedBytes(model) as saved:
+                        flow = _probe_training_step(model, x, y)
+                    costs = (count_params(model), meter.flops // batch, saved.bytes // batch, meter.peak_bytes)
+                    _STEP_COSTS.put((cfg, batch), costs)
+                else:
+                    flow = _probe_training_step(model, x, y)
+            params, flops, act, peak = costs
             rows.append(
                 SkipTypeRow(
                     skip=skip,
-                    params=count_params(model),
-                    flops_per_example=meter.flops // batch,
-                    activation_bytes_per_example=saved.bytes // batch,
-                    peak_bytes=meter.peak_bytes,
+                    params=params,
+                    flops_per_example=flops,
+                    activation_bytes_per_example=act,
+                    peak_bytes=peak,
                     grad_norms=tuple(la.input_grad_norm for la in flow.layers),
                     grad_summary=flow.summary.to_dict(),
                 )

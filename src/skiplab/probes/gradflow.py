@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skiplab.nn.models import SkipNet, StackConfig, build_stack
-from skiplab.probes.common import auto_threads, check_int, choice, finite, flush_denormals, seeded, threads
+from skiplab.nn.models import SkipNet, StackConfig
+from skiplab.nn.pool import pooled_stack
+from skiplab.probes.common import auto_threads, check_int, choice, finite, flush_denormals, threads
 
 LOSSES: tuple[str, ...] = ("auto", "cross_entropy", "mse")
 MAX_DEPTH = 1000  # the zoo stacks a probe builds: 1..1000 layers
@@ -338,7 +339,7 @@ def check_stack(cfg: StackConfig) -> StackConfig:
 
 
 def stack_gradient_flow(cfg: StackConfig, batch: int = 64, seed: int = 0, flush_denormal: bool = True) -> GradientFlow:
-    """Gradient flow of a freshly initialised zoo stack (`build_stack(cfg)`) in training mode.
+    """Gradient flow of a freshly initialised zoo stack (`build_stack(cfg)` under `seed`) in training mode.
 
     The network and a synthetic batch are both drawn from `seed`, so a result
     is reproducible and the caller's random state is untouched. depth 1..1000,
@@ -348,8 +349,6 @@ def stack_gradient_flow(cfg: StackConfig, batch: int = 64, seed: int = 0, flush_
     check_int("batch", batch, 2, MAX_BATCH)
     check_int("seed", seed, 0, 2**31 - 1)
     x, y = synthetic_batch(cfg, batch, seed)
-    with threads(auto_threads(x)), flush_denormals(flush_denormal):
-        with seeded(seed):
-            model = build_stack(cfg)
-        # A fresh model is thrown away afterwards: no need to restore its BatchNorm statistics.
-        return _probe(model.train(), x, y, None, "cross_entropy", restore_buffers=False)
+    with threads(auto_threads(x)), flush_denormals(flush_denormal), pooled_stack(cfg, seed) as model:
+        # The stack is re-initialised before its next use: no need to restore its BatchNorm statistics.
+        return _probe(model, x, y, None, "cross_entropy", restore_buffers=False)

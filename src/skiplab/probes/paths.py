@@ -23,9 +23,10 @@ import torch
 import torch.nn.functional as F
 
 from skiplab.nn.blocks import ResidualBlock
-from skiplab.nn.models import SkipNet, StackConfig, build_stack
+from skiplab.nn.models import SkipNet, StackConfig
+from skiplab.nn.pool import pooled_stack
 from skiplab.nn.shortcuts import NoShortcut
-from skiplab.probes.common import check_int, flush_denormals, seeded, threads
+from skiplab.probes.common import check_int, flush_denormals, threads
 
 
 @dataclass(frozen=True)
@@ -103,13 +104,17 @@ def gradient_by_path_length(
     if model is None:
         check_int("blocks", blocks, 1, 200)
         cfg = StackConfig(depth=blocks, skip="identity", preact=True, norm="batch")
-        with threads(1), seeded(seed):
-            model = build_stack(cfg).train()
         g = torch.Generator().manual_seed(seed)
         x = torch.randn(64, *cfg.in_shape, generator=g)
         y = torch.randint(0, cfg.num_classes, (64,), generator=g)
-    elif x is None or y is None:
+        with pooled_stack(cfg, seed) as fresh:
+            return _path_gradients(fresh, x, y, samples, seed)
+    if x is None or y is None:
         raise ValueError("x and y are required when a model is given")
+    return _path_gradients(model, x, y, samples, seed)
+
+
+def _path_gradients(model: SkipNet, x: torch.Tensor, y: torch.Tensor, samples: int, seed: int) -> PathGradients:
     if not isinstance(model, SkipNet):
         raise ValueError(f"model must be a SkipNet (with named_blocks); got {type(model).__name__}")
     chain = _residual_blocks(model)

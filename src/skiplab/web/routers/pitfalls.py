@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from skiplab.nn import StackConfig, build_stack, make_shortcut
-from skiplab.probes import measure_cost
+from skiplab.nn import StackConfig, make_shortcut
+from skiplab.probes import measure_cost, stack_cost
 from skiplab.probes.gradflow import stack_gradient_flow
 from skiplab.web.deps import COMPUTE, Engine
 from skiplab.web.schemas import CostOut, GradientFlowOut
@@ -74,13 +74,13 @@ DENSE_INPUT = (3, SAMPLE_SIZE, SAMPLE_SIZE)
 
 
 def dense_memory(q: DenseQuery) -> DenseOut:
-    """`measure_cost` of a dense and an identity conv stack at doubling depths."""
+    """`stack_cost` (measure_cost, once per shape) of a dense and an identity conv stack at doubling depths."""
     in_shape = DENSE_INPUT
     depths = sorted({min(2**k, q.max_depth) for k in range(q.max_depth.bit_length() + 1)})
     points = []
     for d in depths:
         costs = {
-            skip: measure_cost(build_stack(StackConfig(depth=d, width=q.width, skip=skip, in_shape=in_shape)), in_shape)
+            skip: stack_cost(StackConfig(depth=d, width=q.width, skip=skip, in_shape=in_shape))
             for skip in ("dense", "identity")
         }
         points.append(DensePoint(depth=d, **{k: CostOut(**c.to_dict()) for k, c in costs.items()}))

@@ -1,0 +1,172 @@
+"""Built stacks kept for the next probe: each configuration is built once and re-initialised in place.
+
+Building a stack is mostly Python: torch's module constructors cost about
+0.4 ms per block, more than a forward and backward pass through the block.
+The probes and the explainer ask for the same few configurations again and
+again (a reader flipping a setting back and forth), so `StackPool` keeps
+built stacks and, for a configuration it has seen, replays the
+initialisation that its construction ran: the same in-place ops (`uniform_`,
+`normal_`, `fill_`, `zero_`, ...) on the same tensors in the same order, under
+the same seed. The stack's parameters and buffers are then bit for bit those
+of a fresh `build_stack(cfg)` under that seed (tests/nn/test_pool.py checks
+every kind of stack), so a pooled probe reports exactly what a fresh one would.
+
+A stack whose construction drew random numbers other than in place (a
+`torch.randn` kept as a parameter) cannot be replayed this way; it is rebuilt
+every time. The pool holds at most `max_bytes` of parameters and buffers,
+dropping the least recently used stacks, and hands each stack to one caller
+at a time, so it may be shared by threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from skiplab.nn.models import SkipNet, StackConfig, build_stack
+
+Replay = list[tuple[object, tuple, dict]]  # (aten op, args, kwargs) of every in-place op, in order
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the block with the CPU generator seeded by `seed`, then give the caller's random state back.
+
+    Only the CPU generator: every network here is built and probed on the CPU,
+    and `torch.manual_seed` also queues a seeding of every accelerator backend,
+    formatting a stack trace each time (1.4 ms, more than re-initialising a
+    small stack).
+    """
+    generator = torch.default_generator
+    state = generator.get_state()
+    generator.manual_seed(seed)
+    try:
+        yield
+    finally:
+        generator.set_state(state)
+
+
+class _InitRecorder(TorchDispatchMode):
+    """Records every in-place op of a construction; notes any random draw that is not one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: Replay = []
+        self.replayable = True
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func._schema.is_mutable:
+            self.ops.append((func, args, kwargs))
+        elif torch.Tag.nondeterministic_seeded in func.tags:
+            self.replayable = False  # e.g. torch.randn: a fresh tensor the replay could not write again
+        return func(*args, **kwargs)
+
+
+@dataclass
+class _Built:
+    """A pooled stack with what its reuse needs, found once: walking a deep module tree costs milliseconds."""
+
+    model: SkipNet
+    replay: Replay
+    modules: list[torch.nn.Module] = field(init=False)
+    params: list[torch.nn.Parameter] = field(init=False)
+    nbytes: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.modules = list(self.model.modules())
+        self.params = list(self.model.parameters())
+        tensors = (*self.params, *self.model.buffers())
+        self.nbytes = sum(t.numel() * t.element_size() for t in tensors)
+
+    def reinitialise(self) -> None:
+        with torch.no_grad():
+            for func, args, kwargs in self.replay:
+                func(*args, **kwargs)
+
+    def reset_use(self) -> None:
+        """Undo what a caller may have left besides values: gradients and eval mode."""
+        for p in self.params:
+            p.grad = None
+        if not all(m.training for m in self.modules):
+            self.model.train()
+
+
+class StackPool:
+    def __init__(self, max_bytes: int = 128 * 2**20) -> None:
+        self.max_bytes = max_bytes
+        self._idle: OrderedDict[StackConfig, list[_Built]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.builds = 0  # stacks built (a miss)
+        self.replays = 0  # stacks re-initialised in place (a hit)
+
+    @contextmanager
+    def stack(self, cfg: StackConfig, seed: int) -> Iterator[SkipNet]:
+        """`with seeded(seed): model = build_stack(cfg)`, then the block: same stack, same random state after it.
+
+        The stack is in training mode and goes back to the pool after the
+        block: use it inside, keep only numbers, and leave on it no hooks and
+        no replaced parameters. Random numbers drawn in the block continue the
+        seeded stream, as they would after a fresh build.
+        """
+        cfg.validate()
+        built = self._take(cfg)
+        with seeded(seed):
+            if built is None:
+                recorder = _InitRecorder()
+                with recorder:
+                    model = build_stack(cfg).train()
+                built = _Built(model, recorder.ops) if recorder.replayable else None
+                self.builds += 1
+            else:
+                built.reinitialise()
+                model = built.model
+                self.replays += 1
+            try:
+                yield model
+            finally:
+                if built is not None:
+                    built.reset_use()
+                    self._give(cfg, built)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._idle.clear()
+            self._bytes = 0
+
+    def _take(self, cfg: StackConfig) -> _Built | None:
+        with self._lock:
+            idle = self._idle.get(cfg)
+            if not idle:
+                return None
+            built = idle.pop()
+            if not idle:
+                del self._idle[cfg]
+            self._bytes -= built.nbytes
+            return built
+
+    def _give(self, cfg: StackConfig, built: _Built) -> None:
+        if built.nbytes > self.max_bytes:
+            return
+        with self._lock:
+            while self._idle and self._bytes + built.nbytes > self.max_bytes:
+                _, dropped = self._idle.popitem(last=False)
+                self._bytes -= sum(b.nbytes for b in dropped)
+            self._idle.setdefault(cfg, []).append(built)
+            self._idle.move_to_end(cfg)
+            self._bytes += built.nbytes
+
+
+STACKS = StackPool()
+
+
+def pooled_stack(cfg: StackConfig, seed: int):
+    """`STACKS.stack(cfg, seed)`: the process's pool, shared by every probe."""
+    return STACKS.stack(cfg, seed)
