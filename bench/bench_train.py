@@ -4,7 +4,8 @@ The reference below is the same network (He et al. 2015, CIFAR ResNet with
 option A shortcuts) written the straightforward way, NCHW tensors and a
 textbook training step. skiplab's side is `cifar_resnet` trained by
 `skiplab.train.train_step` in the memory format the trainer picks
-(channels-last for images of 16x16 and up). Both run in the same process,
+(channels-last for images of 16x16 and up), in float32 and, where the CPU
+computes bfloat16 natively (AMX, AVX512-BF16), with `cpu_bf16` autocast. Both run in the same process,
 one step of each in turn, so that load from other processes hits both
 alike; the ratio of the fastest steps is what counts (the 2-core machine is
 shared and absolute numbers are noisy; the ratio of medians is reported
@@ -24,9 +25,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from skiplab.nn import cifar_resnet
+from skiplab.train import TrainConfig, train_step
 from skiplab.train import experiments as exp
-from skiplab.train import train_step
-from skiplab.train.loop import use_channels_last
+from skiplab.train.loop import autocast_for, cpu_has_native_bf16, use_channels_last
 
 BATCH = 128
 
@@ -83,8 +84,8 @@ def ref_step(model, opt, x, y):
 # ---------------------------------------------------------------- measurement
 
 
-def peak_matmul_gflops(n: int = 2048, reps: int = 10) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def peak_matmul_gflops(n: int = 2048, reps: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     for _ in range(2):
         a @ b
     best = float("inf")
@@ -106,23 +107,27 @@ def throughput(depth: int, rounds: int) -> dict:
     torch.manual_seed(0)
     x, y = torch.randn(BATCH, 3, 32, 32), torch.randint(0, 10, (BATCH,))
     ref = RefResNet(depth)
-    ours = cifar_resnet(depth)
-    assert sum(p.numel() for p in ref.parameters()) == sum(p.numel() for p in ours.parameters())
+    assert sum(p.numel() for p in ref.parameters()) == sum(p.numel() for p in cifar_resnet(depth).parameters())
     flops = step_flops(ref, x, y)
     channels_last = use_channels_last_for_cifar()
     x_ours = x.contiguous(memory_format=torch.channels_last) if channels_last else x
-    if channels_last:
-        ours = ours.to(memory_format=torch.channels_last)
     opt_ref = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    opt_ours = torch.optim.SGD(ours.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    steps = {"reference": lambda: ref_step(ref, opt_ref, x, y)}
+    # skiplab's step as the trainer runs it: float32, and bfloat16 autocast where the CPU has it (cpu_bf16).
+    precisions = {"skiplab": None}
+    if cpu_has_native_bf16():
+        precisions["skiplab_bf16"] = autocast_for(TrainConfig(cpu_bf16=True), torch.device("cpu"))
+    for name, autocast in precisions.items():
+        torch.manual_seed(0)
+        model = cifar_resnet(depth)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+        steps[name] = lambda m=model, o=opt, a=autocast: train_step(m, o, x_ours, y, a() if a else None)
     for _ in range(2):  # warm-up: allocator, oneDNN primitive caches
-        ref_step(ref, opt_ref, x, y)
-        train_step(ours, opt_ours, x_ours, y)
-    times: dict[str, list[float]] = {"reference": [], "skiplab": []}
-    steps = {
-        "reference": lambda: ref_step(ref, opt_ref, x, y),
-        "skiplab": lambda: train_step(ours, opt_ours, x_ours, y),
-    }
+        for fn in steps.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in steps}
     # One step of each in turn: a burst of load from other processes lands on both alike.
     for _ in range(rounds):
         for name, fn in steps.items():
@@ -130,25 +135,27 @@ def throughput(depth: int, rounds: int) -> dict:
             fn()
             times[name].append(time.perf_counter() - t0)
     # The fastest step of each is the least disturbed by other processes; the medians are reported beside.
-    ref_s, ours_s = min(times["reference"]), min(times["skiplab"])
-    ref_med, ours_med = statistics.median(times["reference"]), statistics.median(times["skiplab"])
-    return {
+    ref_s, ref_med = min(times["reference"]), statistics.median(times["reference"])
+    out = {
         "reference_images_per_s": round(BATCH / ref_s, 1),
-        "skiplab_images_per_s": round(BATCH / ours_s, 1),
-        "ratio": round(ref_s / ours_s, 3),
-        "ratio_of_medians": round(ref_med / ours_med, 3),
         "goal_ratio": 1.3,
         "channels_last": channels_last,
         "gflop_per_step": round(flops / 1e9, 2),
-        "skiplab_gflops": round(flops / ours_s / 1e9, 1),
         "reference_gflops": round(flops / ref_s / 1e9, 1),
         "steps_timed_each": rounds,
     }
+    for name in precisions:
+        best, med = min(times[name]), statistics.median(times[name])
+        out |= {
+            f"{name}_images_per_s": round(BATCH / best, 1),
+            f"{name}_ratio": round(ref_s / best, 3),
+            f"{name}_ratio_of_medians": round(ref_med / med, 3),
+            f"{name}_gflops": round(flops / best / 1e9, 1),
+        }
+    return out
 
 
 def use_channels_last_for_cifar() -> bool:
-    from skiplab.train import TrainConfig
-
     return use_channels_last(TrainConfig(), torch.device("cpu"), (3, 32, 32))
 
 
@@ -156,9 +163,15 @@ def run() -> dict:
     out: dict = {"threads": torch.get_num_threads()}
     peak = peak_matmul_gflops()
     out["peak_matmul_gflops"] = round(peak, 1)
+    bf16 = cpu_has_native_bf16()
+    peak_bf16 = peak_matmul_gflops(dtype=torch.bfloat16) if bf16 else None
+    out["peak_matmul_gflops_bf16"] = round(peak_bf16, 1) if bf16 else None
     for depth, rounds in ((20, 10), (56, 5)):
         r = throughput(depth, rounds)
-        r["fraction_of_peak"] = round(r["skiplab_gflops"] / peak, 3)
+        # Each precision against the peak matmul rate of that precision, measured in this run.
+        r["skiplab_fraction_of_peak"] = round(r["skiplab_gflops"] / peak, 3)
+        if bf16:
+            r["skiplab_bf16_fraction_of_bf16_peak"] = round(r["skiplab_bf16_gflops"] / peak_bf16, 3)
         out[f"resnet{depth}"] = r
     out["peak_matmul_gflops_after"] = round(peak_matmul_gflops(), 1)  # the load may have changed meanwhile
     t0 = time.perf_counter()

@@ -26,18 +26,28 @@ def summary(r: dict) -> str:
     t = r.get("bench_train", {})
     if t:
         lines += [
-            "| training (batch 128, 3x32x32) | skiplab img/s | plain reference img/s | ratio (goal 1.3x) "
-            "| GFLOP/s | share of peak matmul |",
-            "|---|---|---|---|---|---|",
+            "| training (batch 128, 3x32x32) | precision | skiplab img/s | plain reference img/s "
+            "| ratio (goal 1.3x) | GFLOP/s | share of that precision's peak matmul |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name in ("resnet20", "resnet56"):
             n = t.get(name, {})
-            lines.append(
-                f"| {name} | {_get(n, 'skiplab_images_per_s')} | {_get(n, 'reference_images_per_s')} | "
-                f"{_get(n, 'ratio')}x | {_get(n, 'skiplab_gflops')} | "
-                f"{round(100 * n['fraction_of_peak']) if 'fraction_of_peak' in n else '—'} % "
-                f"(peak {_get(t, 'peak_matmul_gflops')} GFLOP/s) |"
-            )
+            for prefix, precision, share, peak in (
+                ("skiplab", "float32", "skiplab_fraction_of_peak", "peak_matmul_gflops"),
+                (
+                    "skiplab_bf16",
+                    "bfloat16 autocast (`cpu_bf16`)",
+                    "skiplab_bf16_fraction_of_bf16_peak",
+                    "peak_matmul_gflops_bf16",
+                ),
+            ):
+                if f"{prefix}_images_per_s" not in n:
+                    continue
+                lines.append(
+                    f"| {name} | {precision} | {n[f'{prefix}_images_per_s']} | {_get(n, 'reference_images_per_s')} "
+                    f"| {n[f'{prefix}_ratio']}x | {n[f'{prefix}_gflops']} | "
+                    f"{round(100 * n[share])} % (peak {_get(t, peak)} GFLOP/s) |"
+                )
         lines += [
             "",
             f"Default degradation experiment: {_get(t, 'degradation_default', 'wall_s')} s wall for "

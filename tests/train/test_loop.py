@@ -1,3 +1,4 @@
+import json
 import math
 import time
 
@@ -5,7 +6,8 @@ import pytest
 import torch
 
 from skiplab.store import RunStore
-from skiplab.train import TrainConfig, train
+from skiplab.train import TrainConfig, checkpoint, loop, train
+from skiplab.train.loop import cpu_has_native_bf16
 
 # Tiny and fast: a 3-layer residual MLP on the digits.
 TINY = TrainConfig(model="resmlp3", width=16, epochs=3, batch_size=64, lr=0.05, threads=1)
@@ -109,3 +111,30 @@ def test_a_run_that_raises_is_stored_as_failed(tmp_path):
         train(TINY, store=store, on_epoch=boom)
     (run,) = store.list()
     assert run.status == "failed" and "disk full" in run.message and run.epochs_done == 1
+
+
+@pytest.mark.skipif(not cpu_has_native_bf16(), reason="needs a CPU with native bfloat16 (AVX512-BF16 or AMX)")
+def test_cpu_bf16_trains_a_conv_net_as_well_as_float32_but_not_identically():
+    cfg = TrainConfig(model="resconv8", width=8, epochs=3, batch_size=64, lr=0.05, threads=1)
+    fp32, bf16 = train(cfg), train(cfg.replace(cpu_bf16=True))
+    assert curves(bf16) != curves(fp32)  # autocast really ran the convolutions in bfloat16
+    assert bf16.epochs[-1].train_loss < bf16.epochs[0].train_loss
+    assert abs(bf16.epochs[-1].test_error - fp32.epochs[-1].test_error) < 0.1
+
+
+def test_cpu_bf16_is_refused_on_a_cpu_without_it_before_anything_is_stored(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    store = RunStore(tmp_path / "runs.db")
+    with pytest.raises(ValueError, match="cpu_bf16: this CPU has no native bfloat16"):
+        train(TINY.replace(cpu_bf16=True), store=store)
+    assert store.list() == []
+
+
+def test_a_checkpoint_from_before_a_config_field_existed_still_resumes(tmp_path):
+    train(TINY.replace(epochs=1), run_dir=tmp_path)
+    record_path = tmp_path / checkpoint.CHECKPOINT_JSON
+    record = json.loads(record_path.read_text())
+    del record["config"]["cpu_bf16"]  # as written before the field existed
+    record_path.write_text(json.dumps(record))
+    resumed = train(TINY.replace(epochs=2), run_dir=tmp_path, resume=True)
+    assert resumed.status == "completed" and [e.epoch for e in resumed.epochs] == [1, 2]

@@ -33,7 +33,8 @@ class TrainConfig:
     seed: int = 0  # weights, data order, augmentation and the digits split all follow it
     held_out: float = 0.2  # share of digits / synthetic data kept for evaluation
     device: str = "auto"  # auto (CUDA if present) | cpu | cuda
-    amp: bool = True  # bfloat16 autocast, on CUDA only (the CPU run stays float32 and reproducible)
+    amp: bool = True  # bfloat16 autocast on CUDA
+    cpu_bf16: bool = False  # bfloat16 autocast on the CPU too: ~2x on CPUs with AMX (make bench); other numbers
     channels_last: bool = True  # NHWC memory format for conv nets on CUDA, and on the CPU for images >= 16x16
     threads: int = 0  # torch intra-op threads for this run; 0 leaves torch's default
 

@@ -150,6 +150,28 @@ def weights_checksum(model: nn.Module) -> str:
     return h.hexdigest()
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), as oneDNN reports it."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def autocast_for(cfg: TrainConfig, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """The mixed-precision context of a training step: bfloat16 on CUDA (amp) or on the CPU (cpu_bf16), or none.
+
+    bfloat16 keeps float32's range, so no loss scaling is needed; weights,
+    optimizer state and BatchNorm statistics stay float32. On a CPU without
+    native bfloat16 the conversions would make it slower than float32, so
+    cpu_bf16 is refused there.
+    """
+    if device.type == "cuda" and cfg.amp:
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and cfg.cpu_bf16:
+        if not cpu_has_native_bf16():
+            raise ValueError("cpu_bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX); train in float32")
+        return lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
 def train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -269,6 +291,7 @@ def _train_epoch(
 
 def _config_differences(saved: dict, cfg: TrainConfig) -> list[str]:
     now = cfg.to_dict()
+    saved = TrainConfig.from_dict(saved).to_dict()  # fields added since the checkpoint take their defaults
     # The run's identity; threads and device may change between sessions, epochs may be extended.
     ignore = {"threads", "device", "epochs"}
     return [
@@ -311,6 +334,7 @@ def train(
 def _train(cfg, on_epoch, should_stop, store, run_dir, resume, run_id, name, on_step) -> RunResult:
     t_start = time.perf_counter()
     device = resolve_device(cfg.device)
+    autocast = autocast_for(cfg, device)  # before anything is stored: cpu_bf16 may be refused here
     data = load_dataset(cfg.data, seed=cfg.seed, root=cfg.data_root, held_out=cfg.held_out)
     if not resume and run_dir is not None and checkpoint.has_checkpoint(run_dir):
         raise ValueError(f"run folder {str(run_dir)!r} already holds a checkpoint: resume it or choose another folder")
@@ -346,8 +370,6 @@ def _train(cfg, on_epoch, should_stop, store, run_dir, resume, run_id, name, on_
         raise
     try:
         net = distributed.wrap(model, ctx, device)
-        amp = cfg.amp and device.type == "cuda"
-        autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
         status, message = "completed", ""
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
