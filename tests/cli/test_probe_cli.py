@@ -88,3 +88,11 @@ def test_probe_lesion_of_a_trained_run(tmp_path):
 def test_probe_lesion_of_a_missing_run_exits_2(tmp_path):
     result = runner.invoke(app, ["probe", "lesion", "--run-dir", str(tmp_path / "nothing")])
     assert result.exit_code == 2
+
+
+def test_huge_path_counts_are_printed_whole_at_80_columns():
+    r = runner.invoke(app, ["probe", "paths", "--n", "1000", "--no-gradient"], env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    assert "…" not in r.output
+    assert "1.0715e+301 paths" in r.output  # 2^1000
+    assert "2.7029e+299" in r.output  # C(1000, 500), the most common length

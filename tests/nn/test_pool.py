@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from skiplab.nn.models import SKIP_TYPES, StackConfig, build_stack
-from skiplab.nn.pool import StackPool, _InitRecorder, seeded
+from skiplab.nn.pool import StackPool, _batch_constant_writes, _InitRecorder, seeded
 
 CONFIGS = [
     StackConfig(3, 4, skip, act, norm, init, pre, shape, num_classes=3)
@@ -106,3 +106,32 @@ def test_a_construction_that_draws_a_fresh_random_tensor_is_not_replayable():
     with _InitRecorder() as recorder:
         torch.nn.Parameter(torch.randn(3))
     assert not recorder.replayable
+
+
+def test_batched_constants_give_what_the_ops_in_order_give():
+    def construction():
+        a, b, c, n = torch.empty(4), torch.empty(4), torch.empty(3), torch.empty(2, dtype=torch.int64)
+        a.zero_()
+        a.add_(2.0)  # reads a: the zero before it must stay in order
+        b.fill_(5.0)
+        b.uniform_()  # overwrites b without reading it: the fill is dropped
+        c.uniform_()
+        c.fill_(1.0)  # the last write: batched at the end
+        n.fill_(3)  # an integer fill stays in order
+        return a, b, c, n
+
+    with _InitRecorder() as recorder, seeded(0):
+        tensors = construction()
+    ordered, settings = _batch_constant_writes(recorder.ops)
+    assert len(ordered) == 5 and [v for v, _ in settings] == [1.0]
+    with seeded(0):
+        want = [t.clone() for t in construction()]
+    for t in tensors:
+        t.fill_(7)
+    with seeded(0), torch.no_grad():
+        for func, args, kwargs in ordered:
+            func(*args, **kwargs)
+        for value, ts in settings:
+            torch._foreach_zero_(ts)
+            torch._foreach_add_(ts, value)
+    assert all(torch.equal(t, w) for t, w in zip(tensors, want))

@@ -214,6 +214,17 @@ def test_settings_live_in_the_url_and_errors_read_well(chromium, live_server):
         assert readout(s.page, "bypass")["mean path"] == "1.5 layers"  # 3 layers with bypasses: 2^3 paths
         # The range input clamps 5 to its maximum, 2: the shared view is the closest valid one.
         assert s.page.input_value("#w-anatomy [name=scale]") == "2"
+        # A refused change leaves the previous figures on the page, faded and said to be stale.
+        s.page.eval_on_selector(
+            "#w-gradflow [name=depth]",
+            "e => { e.value = '5000'; e.dispatchEvent(new Event('change', {bubbles: true})); }",
+        )
+        s.page.wait_for_function("document.querySelector('#w-gradflow').dataset.state === 'error'")
+        assert "previous settings" in s.page.inner_text("#w-gradflow .status")
+        opacity = s.page.eval_on_selector(
+            "#w-gradflow [data-role=chart]", "d => getComputedStyle(d.closest('.chart, .chart-pair')).opacity"
+        )
+        assert float(opacity) < 0.5
         # A value the server refuses is reported in words, not as a broken widget.
         s.page.goto(live_server.url + "/?gradflow.depth=5000")
         s.page.wait_for_function("document.querySelector('#w-gradflow').dataset.state === 'error'")

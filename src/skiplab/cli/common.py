@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 import click
@@ -47,7 +48,8 @@ def print_json(data: Any) -> None:
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     table = Table(title=title, title_justify="left")
     for i, c in enumerate(columns):
-        table.add_column(c, justify="left" if i == 0 else "right")
+        # Long values fold onto a second line rather than being cut to "…": a number must stay whole.
+        table.add_column(c, justify="left" if i == 0 else "right", overflow="fold")
     for r in rows:
         table.add_row(*(str(v) for v in r))
     console.print(table)
@@ -58,6 +60,11 @@ def human_count(n: float) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.2f}{unit}"
     return f"{n:g}"
+
+
+def exact_or_scientific(n: int) -> str:
+    """An integer with thousands separators, or in scientific notation beyond 15 digits (2^1000 paths)."""
+    return f"{n:,}" if abs(n) < 10**15 else f"{Decimal(n):.4e}"
 
 
 def human_bytes(n: float) -> str:

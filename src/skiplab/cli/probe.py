@@ -8,7 +8,7 @@ from typing import Annotated
 import torch
 import typer
 
-from skiplab.cli.common import human_bytes, human_count, print_json, print_table, user_errors
+from skiplab.cli.common import exact_or_scientific, human_bytes, human_count, print_json, print_table, user_errors
 from skiplab.nn import StackConfig, get_spec
 from skiplab.probes.anatomy import block_anatomy
 from skiplab.probes.bypass import bypass_metrics
@@ -223,11 +223,11 @@ def paths_cmd(
     columns = ["length", "paths", "share of paths"] + (["|grad| per path", "share of gradient"] if grad else [])
     rows = []
     for k, (c, f) in enumerate(zip(dist.counts, dist.fractions)):
-        row = [k, f"{c:,}", f"{f:.3g}"]
+        row = [k, exact_or_scientific(c), f"{f:.3g}"]
         if grad:
             row += [_g(grad.lengths[k].per_path), f"{grad.lengths[k].share:.3g}"]
         rows.append(row)
-    print_table(f"{n} residual blocks: {dist.total:,} paths", columns, rows)
+    print_table(f"{n} residual blocks: {exact_or_scientific(dist.total)} paths", columns, rows)
     if grad:
         lo, hi = grad.effective_range
         print_table(

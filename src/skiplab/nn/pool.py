@@ -69,17 +69,66 @@ class _InitRecorder(TorchDispatchMode):
         return func(*args, **kwargs)
 
 
+_CONSTANT = {torch.ops.aten.zero_.default, torch.ops.aten.fill_.Scalar}
+_OVERWRITE = _CONSTANT | {torch.ops.aten.uniform_.default, torch.ops.aten.normal_.default}
+
+
+def _key(t: torch.Tensor) -> tuple:
+    return t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride()
+
+
+def _batch_constant_writes(ops: Replay) -> tuple[Replay, list[tuple[float, list[torch.Tensor]]]]:
+    """Split a replay into the ops that must run in order and the constants that may be written last, batched.
+
+    A construction writes zeros and ones into hundreds of tensors (biases,
+    BatchNorm weights and statistics), one op each. A constant written into a
+    tensor that no later op touches is the tensor's final value whatever runs
+    in between, so those are set at the end with one `_foreach` call per
+    constant; a constant overwritten later by an op that does not read the
+    tensor is dropped. The random draws keep their order, so every value is the
+    same as the ops in order give (tests/nn/test_pool.py compares bit for bit).
+    """
+    later_writer: dict[tuple, object] = {}  # tensor -> the op that writes it next, scanning backwards
+    keep: list[bool] = []
+    final: list[tuple[float, torch.Tensor]] = []
+    for func, args, kwargs in reversed(ops):
+        target = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        key = _key(target) if target is not None else None
+        constant = target is not None and (
+            func is torch.ops.aten.zero_.default or (func in _CONSTANT and target.is_floating_point())
+        )
+        if constant and not kwargs:
+            nxt = later_writer.get(key)
+            if nxt is None:  # the last write to this tensor: set it at the end
+                final.append((0.0 if func is torch.ops.aten.zero_.default else float(args[1]), target))
+                keep.append(False)
+            else:  # overwritten later: drop it if the later op does not read it
+                keep.append(nxt not in _OVERWRITE)
+        else:
+            keep.append(True)
+        if key is not None:
+            later_writer[key] = func
+    keep.reverse()
+    ordered = [op for op, k in zip(ops, keep) if k]
+    batches: dict[float, list[torch.Tensor]] = {}
+    for value, t in reversed(final):
+        batches.setdefault(value, []).append(t)
+    return ordered, list(batches.items())
+
+
 @dataclass
 class _Built:
     """A pooled stack with what its reuse needs, found once: walking a deep module tree costs milliseconds."""
 
     model: SkipNet
     replay: Replay
+    settings: list[tuple[float, list[torch.Tensor]]] = field(init=False)  # constants written last, in batches
     modules: list[torch.nn.Module] = field(init=False)
     params: list[torch.nn.Parameter] = field(init=False)
     nbytes: int = field(init=False)
 
     def __post_init__(self) -> None:
+        self.replay, self.settings = _batch_constant_writes(self.replay)
         self.modules = list(self.model.modules())
         self.params = list(self.model.parameters())
         tensors = (*self.params, *self.model.buffers())
@@ -89,6 +138,10 @@ class _Built:
         with torch.no_grad():
             for func, args, kwargs in self.replay:
                 func(*args, **kwargs)
+            for value, tensors in self.settings:
+                torch._foreach_zero_(tensors)
+                if value != 0:
+                    torch._foreach_add_(tensors, value)
 
     def reset_use(self) -> None:
         """Undo what a caller may have left besides values: gradients and eval mode."""

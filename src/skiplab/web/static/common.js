@@ -75,7 +75,7 @@ export function showError(el, message) {
   el.dataset.state = "error";
   el.setAttribute("aria-busy", "false");
   const status = el.querySelector(".status");
-  status.textContent = `Could not compute this view: ${message}`;
+  status.textContent = `Could not compute this view: ${message} (the faded figures are for the previous settings)`;
   status.classList.add("error");
   el.dispatchEvent(new Event("numbers"));
 }
