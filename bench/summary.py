@@ -87,7 +87,8 @@ def summary(r: dict) -> str:
             f"{_get(pl, 'repeat_visit_numbers_ms_median')} / {_get(pl, 'repeat_visit_charts_ms_median')} ms "
             "on a repeat visit. Goal: 2,000 ms.",
             "",
-            "| widget change (median ms, server + render) | computed fresh | from the answer cache |",
+            "| widget change (median ms, server + render) | computed fresh (answer cache off, stacks pooled) "
+            "| from the answer cache |",
             "|---|---|---|",
         ]
         for k, v in w.get("widget_change_ms_median_uncached", {}).items():
