@@ -44,9 +44,9 @@ PLOTLY_JS ?= 4.1.1
 vendor:
 	tmp=$$(mktemp -d) && cd $$tmp && npm pack --silent plotly.js-basic-dist-min@$(PLOTLY_JS) >/dev/null \
 	  && tar xzf plotly.js-basic-dist-min-$(PLOTLY_JS).tgz \
-	  && cp package/plotly-basic.min.js $(CURDIR)/src/skiplab/web/vendor/ \
+	  && cp package/plotly-basic.min.js $(CURDIR)/src/skiplab/web/vendor/plotly.min.js \
 	  && cp package/LICENSE $(CURDIR)/src/skiplab/web/vendor/LICENSE.plotly.js && rm -rf $$tmp
-	cd src/skiplab/web/vendor && sha256sum plotly-basic.min.js > SHA256SUMS
+	cd src/skiplab/web/vendor && sha256sum plotly.min.js > SHA256SUMS
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

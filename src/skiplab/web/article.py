@@ -31,7 +31,7 @@ def plotly_js_path() -> Path:
     run in about a quarter of the time, which is what brings the first visit's
     charts under two seconds on a 2-core machine (`make bench`, bench_web).
     """
-    return VENDOR_DIR / "plotly-basic.min.js"
+    return VENDOR_DIR / "plotly.min.js"
 
 
 def plotly_js_version() -> str:
