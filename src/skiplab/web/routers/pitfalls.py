@@ -94,7 +94,7 @@ async def dense(q: Annotated[DenseQuery, Query()], engine: Engine) -> DenseOut:
 
 
 class PreactQuery(BaseModel):
-    depth: int = Field(100, ge=2, le=1000, description="Residual blocks in the stack.")
+    depth: int = Field(56, ge=2, le=1000, description="Residual blocks in the stack (56: the gradient highway's).")
     activation: Literal["relu", "tanh", "sigmoid"] = "relu"
 
 
