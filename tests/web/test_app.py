@@ -204,3 +204,9 @@ def test_vendored_plotly_is_the_recorded_bundle():
     assert name == plotly_js_path().name
     assert hashlib.sha256(plotly_js_path().read_bytes()).hexdigest() == digest
     assert re.fullmatch(r"\d+\.\d+\.\d+", plotly_js_version())
+
+
+def test_widget_forms_leave_validation_to_the_server(client):
+    # The browser's own validation bubble would cover the server's 422 message, which names the limit.
+    forms = re.findall(r"<form [^>]*>", client.get("/").text)
+    assert forms and all("novalidate" in f for f in forms)
