@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
@@ -47,12 +48,17 @@ def print_json(data: Any) -> None:
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     table = Table(title=title, title_justify="left")
+    cells = [[str(v) for v in r] for r in rows]
     for i, c in enumerate(columns):
-        # Long values fold onto a second line rather than being cut to "…": a number must stay whole.
-        table.add_column(c, justify="left" if i == 0 else "right", overflow="fold")
-    for r in rows:
-        table.add_row(*(str(v) for v in r))
+        # Numbers align right, words left; the first column names the row and is never broken.
+        numeric = all(_NUMBER.fullmatch(r[i]) for r in cells if i < len(r) and r[i])
+        table.add_column(c, justify="right" if numeric and i else "left", no_wrap=i == 0)
+    for r in cells:
+        table.add_row(*r)
     console.print(table)
+
+
+_NUMBER = re.compile(r"[-+]?[\d,.]+(e[-+]?\d+)?\s*[%kKMGT]?(i?B|FLOP)?|nan|inf|—|-")
 
 
 def human_count(n: float) -> str:
