@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+import weakref
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -62,7 +63,7 @@ class FlowSummary:
     growth_per_layer: float  # (first/last)^(1/(count-1)): the factor each layer multiplies the gradient by, backward
 
     def to_dict(self) -> dict:
-        return {k: _json(v) for k, v in asdict(self).items()}
+        return _flat_dict(self)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class GradientFlow:
 
     def to_dict(self) -> dict:
         return {
-            "layers": [{k: _json(v) for k, v in asdict(la).items()} for la in self.layers],
+            "layers": [_flat_dict(la) for la in self.layers],
             "summary": self.summary.to_dict(),
             "weight_summary": self.weight_summary.to_dict(),
             "loss": finite(self.loss),
@@ -83,6 +84,11 @@ class GradientFlow:
 
 def _json(v):
     return finite(v) if isinstance(v, float) else v
+
+
+def _flat_dict(obj) -> dict:
+    """A flat dataclass as JSON-safe values (dataclasses.asdict deep-copies every field: slow over 1000 layers)."""
+    return {f.name: _json(getattr(obj, f.name)) for f in fields(obj)}
 
 
 def summarize(norms: list[float]) -> FlowSummary:
@@ -207,15 +213,17 @@ def _probe(
     modules: ModuleChoice,
     loss: str,
     restore_buffers: bool,
+    structure: tuple[list[tuple[str, nn.Module]], list[list[nn.Parameter]]] | None = None,
 ) -> GradientFlow:
-    targets = select_modules(model, modules)
+    """One probed forward and backward; `structure`: the targets and their parameters, if already known."""
+    targets = structure[0] if structure else select_modules(model, modules)
     buffers = [b for b in model.buffers()] if restore_buffers and model.training else []
     saved = [b.clone() for b in buffers]
     try:
         with torch.enable_grad():
             out, inputs = _forward_with_inputs(model, x, targets, modules)
             value = compute_loss(out, y, loss)
-            per_layer = _parameters_by_target(model, targets)
+            per_layer = structure[1] if structure else _parameters_by_target(model, targets)
             params = [p for ps in per_layer for p in ps]
             seen = [t for t in inputs if t is not None and t.requires_grad]
             grads = torch.autograd.grad(value, seen + params, allow_unused=True)
@@ -350,5 +358,13 @@ def stack_gradient_flow(cfg: StackConfig, batch: int = 64, seed: int = 0, flush_
     check_int("seed", seed, 0, 2**31 - 1)
     x, y = synthetic_batch(cfg, batch, seed)
     with threads(auto_threads(x)), flush_denormals(flush_denormal), pooled_stack(cfg, seed) as model:
+        structure = _POOLED_STRUCTURE.get(model)
+        if structure is None:
+            targets = select_modules(model)
+            structure = _POOLED_STRUCTURE[model] = (targets, _parameters_by_target(model, targets))
         # The stack is re-initialised before its next use: no need to restore its BatchNorm statistics.
-        return _probe(model, x, y, None, "cross_entropy", restore_buffers=False)
+        return _probe(model, x, y, None, "cross_entropy", restore_buffers=False, structure=structure)
+
+
+# Blocks and parameters of each pooled stack, found once: a pooled stack's structure never changes.
+_POOLED_STRUCTURE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
