@@ -242,9 +242,10 @@ def _probe_training_step(model: SkipNet, x: torch.Tensor, y: torch.Tensor) -> Gr
     Each block input's gradient is seen by a tensor hook that keeps only its
     norm, so the step holds no more memory than training does (the memory
     probe of `compare_skip_types` runs around it). A block whose input gradient
-    is not needed for any parameter reports nan.
+    is not needed for any parameter reports nan. The model is a pooled stack
+    (its blocks and parameter lists are found once).
     """
-    targets = select_modules(model)
+    targets, per_layer = pooled_structure(model)
     with torch.enable_grad():
         out, inputs = _forward_with_inputs(model, x, targets, None)
         value = compute_loss(out, y, "cross_entropy")
@@ -252,7 +253,6 @@ def _probe_training_step(model: SkipNet, x: torch.Tensor, y: torch.Tensor) -> Gr
         for i, t in enumerate(inputs):
             if t is not None and t.requires_grad:
                 t.register_hook(lambda g, i=i: norms.__setitem__(i, torch.linalg.vector_norm(g)))
-        per_layer = _parameters_by_target(model, targets)
         # Every parameter, stem and head included, as a training step would: this also takes the
         # backward down to the first block's input.
         params = [p for p in model.parameters() if p.requires_grad]
@@ -358,13 +358,19 @@ def stack_gradient_flow(cfg: StackConfig, batch: int = 64, seed: int = 0, flush_
     check_int("seed", seed, 0, 2**31 - 1)
     x, y = synthetic_batch(cfg, batch, seed)
     with threads(auto_threads(x)), flush_denormals(flush_denormal), pooled_stack(cfg, seed) as model:
-        structure = _POOLED_STRUCTURE.get(model)
-        if structure is None:
-            targets = select_modules(model)
-            structure = _POOLED_STRUCTURE[model] = (targets, _parameters_by_target(model, targets))
+        structure = pooled_structure(model)
         # The stack is re-initialised before its next use: no need to restore its BatchNorm statistics.
         return _probe(model, x, y, None, "cross_entropy", restore_buffers=False, structure=structure)
 
 
 # Blocks and parameters of each pooled stack, found once: a pooled stack's structure never changes.
 _POOLED_STRUCTURE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def pooled_structure(model: SkipNet) -> tuple[list[tuple[str, nn.Module]], list[list[nn.Parameter]]]:
+    """The blocks of a pooled stack and each block's trainable parameters, remembered per stack."""
+    structure = _POOLED_STRUCTURE.get(model)
+    if structure is None:
+        targets = select_modules(model)
+        structure = _POOLED_STRUCTURE[model] = (targets, _parameters_by_target(model, targets))
+    return structure
