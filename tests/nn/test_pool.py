@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -30,11 +31,12 @@ def fresh(cfg: StackConfig, seed: int) -> dict[str, torch.Tensor]:
 
 
 def misuse(model: torch.nn.Module) -> None:
-    """What a careless caller might leave: moved statistics, changed weights, gradients, eval mode."""
+    """What a careless caller might leave: moved statistics, changed weights, gradients, frozen weights, eval mode."""
     model(torch.randn(4, *model.cfg.in_shape)).sum().backward()
     with torch.no_grad():
         for t in (*model.parameters(), *model.buffers()):
             t.add_(1)
+    next(model.parameters()).requires_grad_(False)
     model.eval()
 
 
@@ -47,7 +49,7 @@ def test_reused_stack_equals_a_fresh_build(cfg):
         misuse(model)
     with pool.stack(cfg, 7) as again:
         assert again is model and pool.builds == 1 and pool.replays == 1
-        assert again.training and all(p.grad is None for p in again.parameters())
+        assert again.training and all(p.grad is None and p.requires_grad for p in again.parameters())
         got = again.state_dict()
         want = fresh(cfg, 7)
         assert got.keys() == want.keys()
@@ -108,22 +110,11 @@ def test_a_construction_that_draws_a_fresh_random_tensor_is_not_replayable():
     assert not recorder.replayable
 
 
-def test_batched_constants_give_what_the_ops_in_order_give():
-    def construction():
-        a, b, c, n = torch.empty(4), torch.empty(4), torch.empty(3), torch.empty(2, dtype=torch.int64)
-        a.zero_()
-        a.add_(2.0)  # reads a: the zero before it must stay in order
-        b.fill_(5.0)
-        b.uniform_()  # overwrites b without reading it: the fill is dropped
-        c.uniform_()
-        c.fill_(1.0)  # the last write: batched at the end
-        n.fill_(3)  # an integer fill stays in order
-        return a, b, c, n
-
+def _replayed(construction):
+    """Record `construction`, scribble over its tensors, replay the batched form; return (replayed, fresh, parts)."""
     with _InitRecorder() as recorder, seeded(0):
         tensors = construction()
     ordered, settings = _batch_constant_writes(recorder.ops)
-    assert len(ordered) == 5 and [v for v, _ in settings] == [1.0]
     with seeded(0):
         want = [t.clone() for t in construction()]
     for t in tensors:
@@ -134,4 +125,72 @@ def test_batched_constants_give_what_the_ops_in_order_give():
         for value, ts in settings:
             torch._foreach_zero_(ts)
             torch._foreach_add_(ts, value)
-    assert all(torch.equal(t, w) for t, w in zip(tensors, want))
+    return tensors, want, (len(recorder.ops), len(ordered), [v for v, _ in settings])
+
+
+def test_batched_constants_give_what_the_ops_in_order_give():
+    def construction():
+        b, c, d, n = torch.empty(4), torch.empty(3), torch.empty(2), torch.empty(2, dtype=torch.int64)
+        b.fill_(5.0)
+        b.uniform_()  # overwrites b without reading it: the fill is dropped
+        c.uniform_()
+        c.fill_(1.0)  # the last write: batched at the end
+        d.fill_(-0.0)  # batched it would come back +0.0: kept in order
+        n.fill_(3)  # an integer fill: kept in order
+        return b, c, d, n
+
+    got, want, (recorded, ordered, constants) = _replayed(construction)
+    assert (recorded, ordered, constants) == (6, 4, [1.0])
+    assert all(torch.equal(t, w) for t, w in zip(got, want))
+    assert math.copysign(1.0, got[2][0].item()) < 0
+
+
+def test_a_construction_with_an_op_that_reads_is_replayed_in_order():
+    def construction():
+        a, b = torch.empty(2), torch.empty(2)
+        a.zero_()
+        a.add_(2.0)  # reads a
+        b.copy_(a)  # reads another tensor
+        return a, b
+
+    got, want, (recorded, ordered, constants) = _replayed(construction)
+    assert (recorded, ordered, constants) == (3, 3, [])
+    assert all(torch.equal(t, w) for t, w in zip(got, want))
+
+
+def test_the_default_dtype_is_part_of_the_key():
+    cfg = StackConfig(depth=2, width=4, in_shape=(4,))
+    pool = StackPool()
+    with pool.stack(cfg, 0) as single:
+        assert single.fc.weight.dtype == torch.float32
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with pool.stack(cfg, 0) as double:
+            assert double is not single and double.fc.weight.dtype == torch.float64
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def test_probes_in_one_thread_and_seeded_builds_in_another_do_not_mix_their_random_numbers():
+    import threading
+
+    from skiplab.probes.gradflow import stack_gradient_flow
+
+    cfg = StackConfig(depth=6, width=16, in_shape=(16,))
+    want = stack_gradient_flow(cfg, batch=8, seed=3).to_dict()
+    stop, got = threading.Event(), []
+
+    def builder():  # what a training run does when it starts: seed, then build
+        while not stop.is_set():
+            with seeded(11):
+                build_stack(StackConfig(depth=6, width=16, in_shape=(16,), skip="none"))
+
+    other = threading.Thread(target=builder)
+    other.start()
+    try:
+        got = [stack_gradient_flow(cfg, batch=8, seed=3).to_dict() for _ in range(30)]
+    finally:
+        stop.set()
+        other.join()
+    assert all(g == want for g in got)

@@ -15,11 +15,16 @@ A stack whose construction drew random numbers other than in place (a
 `torch.randn` kept as a parameter) cannot be replayed this way; it is rebuilt
 every time. The pool holds at most `max_bytes` of parameters and buffers,
 dropping the least recently used stacks, and hands each stack to one caller
-at a time, so it may be shared by threads.
+at a time, so it may be shared by threads (and `seeded` serialises the use
+of the process's CPU generator). A caller must leave the stack as it found it
+apart from values, gradients, frozen parameters and train/eval mode, which
+the pool resets: no hooks, replaced parameters, dtype or hyperparameter
+changes.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -34,22 +39,28 @@ from skiplab.nn.models import SkipNet, StackConfig, build_stack
 Replay = list[tuple[object, tuple, dict]]  # (aten op, args, kwargs) of every in-place op, in order
 
 
+# The CPU generator is one per process: whoever seeds it and draws from it holds this lock, so a probe in
+# one thread and a training run starting in another cannot interleave their draws.
+RNG_LOCK = threading.RLock()
+
+
 @contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Run the block with the CPU generator seeded by `seed`, then give the caller's random state back.
 
-    Only the CPU generator: every network here is built and probed on the CPU,
+    Only the CPU generator: every network here is initialised on the CPU,
     and `torch.manual_seed` also queues a seeding of every accelerator backend,
     formatting a stack trace each time (1.4 ms, more than re-initialising a
-    small stack).
+    small stack). Holds `RNG_LOCK` throughout.
     """
-    generator = torch.default_generator
-    state = generator.get_state()
-    generator.manual_seed(seed)
-    try:
-        yield
-    finally:
-        generator.set_state(state)
+    with RNG_LOCK:
+        generator = torch.default_generator
+        state = generator.get_state()
+        generator.manual_seed(seed)
+        try:
+            yield
+        finally:
+            generator.set_state(state)
 
 
 class _InitRecorder(TorchDispatchMode):
@@ -77,6 +88,15 @@ def _key(t: torch.Tensor) -> tuple:
     return t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride()
 
 
+def _plain_write(func, args: tuple, kwargs: dict) -> bool:
+    """An initialising write this module knows: a draw or a constant into a whole tensor, reading nothing else."""
+    if func not in _OVERWRITE or kwargs or not args or not isinstance(args[0], torch.Tensor):
+        return False
+    t = args[0]
+    whole = t.storage_offset() == 0 and t.numel() * t.element_size() == t.untyped_storage().nbytes()
+    return whole and not any(isinstance(a, torch.Tensor) for a in args[1:])
+
+
 def _batch_constant_writes(ops: Replay) -> tuple[Replay, list[tuple[float, list[torch.Tensor]]]]:
     """Split a replay into the ops that must run in order and the constants that may be written last, batched.
 
@@ -87,7 +107,13 @@ def _batch_constant_writes(ops: Replay) -> tuple[Replay, list[tuple[float, list[
     constant; a constant overwritten later by an op that does not read the
     tensor is dropped. The random draws keep their order, so every value is the
     same as the ops in order give (tests/nn/test_pool.py compares bit for bit).
+
+    Only a construction made of nothing but such writes, each to a whole
+    tensor of its own (no views, no op reading another tensor), is batched;
+    any other replays every op in order.
     """
+    if not all(_plain_write(func, args, kwargs) for func, args, kwargs in ops):
+        return ops, []
     later_writer: dict[tuple, object] = {}  # tensor -> the op that writes it next, scanning backwards
     keep: list[bool] = []
     final: list[tuple[float, torch.Tensor]] = []
@@ -99,9 +125,12 @@ def _batch_constant_writes(ops: Replay) -> tuple[Replay, list[tuple[float, list[
         )
         if constant and not kwargs:
             nxt = later_writer.get(key)
-            if nxt is None:  # the last write to this tensor: set it at the end
-                final.append((0.0 if func is torch.ops.aten.zero_.default else float(args[1]), target))
+            value = 0.0 if func is torch.ops.aten.zero_.default else float(args[1])
+            if nxt is None and not (value == 0 and math.copysign(1.0, value) < 0):  # -0.0 + 0 would be +0.0
+                final.append((value, target))  # the last write to this tensor: set it at the end
                 keep.append(False)
+            elif nxt is None:
+                keep.append(True)
             else:  # overwritten later: drop it if the later op does not read it
                 keep.append(nxt not in _OVERWRITE)
         else:
@@ -144,9 +173,10 @@ class _Built:
                     torch._foreach_add_(tensors, value)
 
     def reset_use(self) -> None:
-        """Undo what a caller may have left besides values: gradients and eval mode."""
+        """Undo what a caller may have left besides values: gradients, frozen parameters and eval mode."""
         for p in self.params:
             p.grad = None
+            p.requires_grad_(True)
         if not all(m.training for m in self.modules):
             self.model.train()
 
@@ -154,7 +184,7 @@ class _Built:
 class StackPool:
     def __init__(self, max_bytes: int = 128 * 2**20) -> None:
         self.max_bytes = max_bytes
-        self._idle: OrderedDict[StackConfig, list[_Built]] = OrderedDict()
+        self._idle: OrderedDict[tuple[StackConfig, torch.dtype], list[_Built]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.builds = 0  # stacks built (a miss)
@@ -169,8 +199,8 @@ class StackPool:
         no replaced parameters. Random numbers drawn in the block continue the
         seeded stream, as they would after a fresh build.
         """
-        cfg.validate()
-        built = self._take(cfg)
+        key = (cfg.validate(), torch.get_default_dtype())  # a fresh build would follow the default dtype
+        built = self._take(key)
         with seeded(seed):
             if built is None:
                 recorder = _InitRecorder()
@@ -187,33 +217,33 @@ class StackPool:
             finally:
                 if built is not None:
                     built.reset_use()
-                    self._give(cfg, built)
+                    self._give(key, built)
 
     def clear(self) -> None:
         with self._lock:
             self._idle.clear()
             self._bytes = 0
 
-    def _take(self, cfg: StackConfig) -> _Built | None:
+    def _take(self, key: tuple[StackConfig, torch.dtype]) -> _Built | None:
         with self._lock:
-            idle = self._idle.get(cfg)
+            idle = self._idle.get(key)
             if not idle:
                 return None
             built = idle.pop()
             if not idle:
-                del self._idle[cfg]
+                del self._idle[key]
             self._bytes -= built.nbytes
             return built
 
-    def _give(self, cfg: StackConfig, built: _Built) -> None:
+    def _give(self, key: tuple[StackConfig, torch.dtype], built: _Built) -> None:
         if built.nbytes > self.max_bytes:
             return
         with self._lock:
             while self._idle and self._bytes + built.nbytes > self.max_bytes:
                 _, dropped = self._idle.popitem(last=False)
                 self._bytes -= sum(b.nbytes for b in dropped)
-            self._idle.setdefault(cfg, []).append(built)
-            self._idle.move_to_end(cfg)
+            self._idle.setdefault(key, []).append(built)
+            self._idle.move_to_end(key)
             self._bytes += built.nbytes
 
 

@@ -31,6 +31,7 @@ from torch import nn
 
 import skiplab
 from skiplab.data import Dataset, load_dataset
+from skiplab.nn.pool import seeded
 from skiplab.store import RunStore
 from skiplab.train import checkpoint, distributed
 from skiplab.train.config import TrainConfig
@@ -345,8 +346,9 @@ def _train(cfg, on_epoch, should_stop, store, run_dir, resume, run_id, name, on_
             raise ValueError("the checkpoint was made with a different config: " + "; ".join(diff))
     ctx = distributed.init_from_env(device)
     try:
-        torch.manual_seed(cfg.seed)
-        model = build_model(cfg.model, data.input_shape, data.num_classes, cfg.width).to(device)
+        with seeded(cfg.seed):  # weights from the seed alone, even while a probe runs in another thread
+            model = build_model(cfg.model, data.input_shape, data.num_classes, cfg.width)
+        model = model.to(device)
         channels_last = use_channels_last(cfg, device, data.input_shape)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
