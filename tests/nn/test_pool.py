@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from skiplab.nn.models import SKIP_TYPES, StackConfig, build_stack
-from skiplab.nn.pool import StackPool, _batch_constant_writes, _InitRecorder, seeded
+from skiplab.nn.pool import StackPool, _batch_constant_writes, _InitRecorder, _run_replay, seeded
 
 CONFIGS = [
     StackConfig(3, 4, skip, act, norm, init, pre, shape, num_classes=3)
@@ -119,12 +119,8 @@ def _replayed(construction):
         want = [t.clone() for t in construction()]
     for t in tensors:
         t.fill_(7)
-    with seeded(0), torch.no_grad():
-        for func, args, kwargs in ordered:
-            func(*args, **kwargs)
-        for value, ts in settings:
-            torch._foreach_zero_(ts)
-            torch._foreach_add_(ts, value)
+    with seeded(0):
+        _run_replay(ordered, settings)
     return tensors, want, (len(recorder.ops), len(ordered), [v for v, _ in settings])
 
 

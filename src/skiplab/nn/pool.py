@@ -145,6 +145,17 @@ def _batch_constant_writes(ops: Replay) -> tuple[Replay, list[tuple[float, list[
     return ordered, list(batches.items())
 
 
+def _run_replay(ordered: Replay, settings: list[tuple[float, list[torch.Tensor]]]) -> None:
+    """Run what `_batch_constant_writes` returned: the ordered ops, then the batched constants."""
+    with torch.no_grad():
+        for func, args, kwargs in ordered:
+            func(*args, **kwargs)
+        for value, tensors in settings:
+            torch._foreach_zero_(tensors)
+            if value != 0:
+                torch._foreach_add_(tensors, value)
+
+
 @dataclass
 class _Built:
     """A pooled stack with what its reuse needs, found once: walking a deep module tree costs milliseconds."""
@@ -164,13 +175,7 @@ class _Built:
         self.nbytes = sum(t.numel() * t.element_size() for t in tensors)
 
     def reinitialise(self) -> None:
-        with torch.no_grad():
-            for func, args, kwargs in self.replay:
-                func(*args, **kwargs)
-            for value, tensors in self.settings:
-                torch._foreach_zero_(tensors)
-                if value != 0:
-                    torch._foreach_add_(tensors, value)
+        _run_replay(self.replay, self.settings)
 
     def reset_use(self) -> None:
         """Undo what a caller may have left besides values: gradients, frozen parameters and eval mode."""
