@@ -8,9 +8,9 @@ block input, `loss.backward()` into `.grad`, one `.item()` per norm, the
 process's default thread count and no denormal flushing. Both run in the same
 process on the same prebuilt model; ratios are baseline / probe.
 
-Probes at their explainer defaults are timed warm (stacks pooled, costs
+Probes at their explainer defaults are timed warm (shape-only costs
 remembered: what a running server or notebook sees after the first call) and
-cold (all of that dropped before each call).
+cold (those dropped before each call). Every call builds its network anew.
 
 The "under load" section runs the depth-100 case again while a second
 process spins on one core, for the probe's own thread choice (1 thread for
@@ -138,8 +138,7 @@ def run() -> dict:
         "path_length_distribution(10)": lambda: path_length_distribution(10),
         "gradient_by_path_length()": lambda: gradient_by_path_length(),
     }
-    # Warm: the stacks are pooled and their costs remembered (skiplab.nn.pool, probes.cost), as in a running
-    # server or notebook. Cold: every pooled stack and remembered cost dropped before each call.
+    # Warm: shape-only costs remembered (probes.cost), as in a running server or notebook. Cold: dropped first.
     out["defaults_ms"] = {name: median_ms(fn, 9) for name, fn in defaults.items()}
     out["defaults_cold_ms"] = {
         name: median_ms(lambda fn=fn: (forget_built(), fn()), 5) for name, fn in defaults.items()

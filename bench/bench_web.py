@@ -9,7 +9,7 @@ server time plus rendering). Measured here:
   numbers (`numbers_ms`) and when every chart is drawn (`charts_ms`), from
   navigation start, read from the page's own clock. The baseline in the same
   run is plotly.js alone on an empty page (`plotly_alone_ms`): the part of the
-  load that is the 4.8 MB chart library rather than skiplab.
+  load that is the chart library (plotly.js's basic bundle) rather than skiplab.
 - each widget's change latency: a control is flipped between its default and
   a neighbouring value, and the time from the change event to the redrawn
   widget is taken on the page. The server runs with its answer cache off so
@@ -160,8 +160,8 @@ def server_compute(reps: int = 5, cold: bool = False) -> dict:
 
     What a change costs before the network and the chart: the widget's
     latency above, minus this, is transport and rendering. cold: drop every
-    pooled stack and remembered cost before each call (a configuration the
-    server has not seen since it started).
+    remembered cost before each call (a configuration the server has not
+    seen since it started).
     """
     from skiplab.probes.common import threads
     from skiplab.probes.cost import forget_built

@@ -71,8 +71,8 @@ def summary(r: dict) -> str:
             )
         lines += [
             "",
-            "Each probe at its explainer default (goal 50 ms), warm (stacks pooled, costs remembered) / cold "
-            "(pool and memos dropped first): "
+            "Each probe at its explainer default (goal 50 ms), warm (shape-only costs remembered) / cold "
+            "(those dropped first): "
             + ", ".join(f"`{k}` {v} / {_get(p, 'defaults_cold_ms', k)} ms" for k, v in p.get("defaults_ms", {}).items())
             + ".",
             "",
@@ -87,7 +87,7 @@ def summary(r: dict) -> str:
             f"{_get(pl, 'repeat_visit_numbers_ms_median')} / {_get(pl, 'repeat_visit_charts_ms_median')} ms "
             "on a repeat visit. Goal: 2,000 ms.",
             "",
-            "| widget change (median ms, server + render) | computed fresh (answer cache off, stacks pooled) "
+            "| widget change (median ms, server + render) | computed fresh (answer cache off) "
             "| from the answer cache |",
             "|---|---|---|",
         ]

@@ -1,7 +1,9 @@
 """Check that imports inside skiplab only point down the layers of DESIGN.md.
 
 nn, data, store → nothing of skiplab; probes → nn; train → nn, data, probes,
-store; web → everything but cli; cli → everything. Run as a script (exit 1 on
+store; web → everything but cli; cli → everything. The top-level modules
+(`skiplab/seeding.py`, `skiplab/provenance.py`) sit below every layer and
+import none of them. Run as a script (exit 1 on
 a violation) or through tests/test_layers.py.
 """
 
@@ -41,6 +43,12 @@ def imported_layers(path: Path) -> set[tuple[str, int]]:
 
 def violations() -> list[str]:
     out = []
+    for path in sorted(p for p in SRC.glob("*.py") if p.name != "__main__.py"):  # __main__ runs the cli
+        for target, line in sorted(imported_layers(path)):
+            if target in ALLOWED:
+                out.append(
+                    f"{path.relative_to(SRC.parent)}:{line}: a top-level module must not import skiplab.{target}"
+                )
     for layer, allowed in ALLOWED.items():
         for path in sorted((SRC / layer).rglob("*.py")):
             for target, line in sorted(imported_layers(path)):

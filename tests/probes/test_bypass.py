@@ -37,7 +37,7 @@ def test_gradient_strength_matches_an_independent_jacobian():
     # One example: the RMS singular value of d(output)/d(input) from torch.func, against the probe.
     m = bypass_metrics(layers=3, width=8, batch=1, seed=3)
     from skiplab.nn.models import StackConfig, build_stack
-    from skiplab.nn.pool import seeded
+    from skiplab.seeding import seeded
 
     with seeded(3):
         cfg = StackConfig(3, 8, "identity", "relu", "none", "he", True, (8,))

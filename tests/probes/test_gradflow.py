@@ -114,6 +114,13 @@ def test_summary_of_a_geometric_sequence():
     assert summarize([3.0, 0.0]).to_dict()["first_last_ratio"] is None  # inf is not JSON
 
 
+def test_summary_leaves_out_norms_that_overflowed_or_underflowed():
+    # An exploding float32 stack reports inf for its largest norms: the growth rate comes from the finite pairs.
+    s = summarize([8.0, 4.0, 2.0, math.inf, 1e-3, 0.0])
+    assert math.isclose(s.growth_per_layer, 2.0) and s.first_last_ratio == math.inf
+    assert summarize([math.inf, 1e-30]).to_dict()["growth_per_layer"] is None
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [

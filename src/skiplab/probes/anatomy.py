@@ -23,9 +23,9 @@ import torch
 from torch import nn
 
 from skiplab.nn.blocks import BasicBlock, Bottleneck, PreActBasicBlock, ResidualBlock
-from skiplab.nn.pool import seeded
 from skiplab.probes.common import check_float, check_int, choice, threads
 from skiplab.probes.cost import count_params, forward_flops
+from skiplab.seeding import seeded
 
 FORMS: tuple[str, ...] = ("basic", "bottleneck", "preact")
 SWEEP: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(1, 21))  # residual scales 0.1x..2.0x

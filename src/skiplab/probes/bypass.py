@@ -33,9 +33,8 @@ from torch import nn
 
 from skiplab.nn.layers import ACTIVATIONS
 from skiplab.nn.models import StackConfig
-from skiplab.nn.pool import pooled_stack
 from skiplab.nn.shortcuts import NoShortcut
-from skiplab.probes.common import check_int, choice, flush_denormals, threads
+from skiplab.probes.common import check_int, choice, flush_denormals, seeded_stack, threads
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ def bypass_metrics(
     check_int("seed", seed, 0, 2**31 - 1)
     choice("activation", activation, tuple(ACTIVATIONS))
     cfg = StackConfig(layers, width, "identity" if skips else "none", activation, "none", "he", preact, (width,))
-    with pooled_stack(cfg, seed) as model:
+    with seeded_stack(cfg, seed) as model:
         blocks = [b for _, b in model.named_blocks()]
         x = torch.randn(batch, width)
         body = nn.Sequential(*blocks).eval()

@@ -32,8 +32,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from skiplab.nn.models import SKIP_TYPES, StackConfig
-from skiplab.nn.pool import STACKS, pooled_stack
-from skiplab.probes.common import auto_threads, check_int, choice, threads
+from skiplab.probes.common import auto_threads, check_int, choice, seeded_stack, threads
 
 
 @dataclass(frozen=True)
@@ -258,8 +257,7 @@ _STACK_COSTS = _Memo()  # (StackConfig, batch, peak) -> Cost
 
 
 def forget_built() -> None:
-    """Drop every pooled stack and remembered cost: the next probe builds and meters from scratch (a cold run)."""
-    STACKS.clear()
+    """Drop every remembered cost: the next probe meters from scratch (a cold run)."""
     _STEP_COSTS.clear()
     _STACK_COSTS.clear()
 
@@ -269,7 +267,7 @@ def stack_cost(cfg: StackConfig, batch: int = 2, *, peak: bool = False) -> Cost:
     key = (cfg.validate(), batch, peak)
     cost = _STACK_COSTS.get(key)
     if cost is None:
-        with pooled_stack(cfg, 0) as model:
+        with seeded_stack(cfg, 0) as model:
             cost = measure_cost(model, cfg.in_shape, batch, peak=peak)
         _STACK_COSTS.put(key, cost)
     return cost
@@ -339,7 +337,7 @@ def compare_skip_types(
         for skip in skips:
             cfg = StackConfig(depth, width, skip, activation, norm, "he", False, (3, size, size)).validate()
             x, y = synthetic_batch(cfg, batch, seed)
-            with pooled_stack(cfg, seed) as model:
+            with seeded_stack(cfg, seed) as model:
                 costs = _STEP_COSTS.get((cfg, batch))
                 if costs is None:
                     # One metered training step (gradients of the parameters only, as in training) gives forward

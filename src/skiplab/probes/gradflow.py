@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import re
-import weakref
 from dataclasses import dataclass, fields
 
 import torch
@@ -31,8 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skiplab.nn.models import SkipNet, StackConfig
-from skiplab.nn.pool import pooled_stack
-from skiplab.probes.common import auto_threads, check_int, choice, finite, flush_denormals, threads
+from skiplab.probes.common import auto_threads, check_int, choice, finite, flush_denormals, seeded_stack, threads
 
 LOSSES: tuple[str, ...] = ("auto", "cross_entropy", "mse")
 MAX_DEPTH = 1000  # the zoo stacks a probe builds: 1..1000 layers
@@ -105,8 +103,9 @@ def summarize(norms: list[float]) -> FlowSummary:
     first, last = norms[0], norms[-1]
     ratio = first / last if last > 0 else (float("inf") if first > 0 else float("nan"))
     # Geometric mean of the layer-to-layer ratios (equal to (first/last)^(1/(n-1)) when no norm is 0).
-    # Pairs where float32 underflowed to 0 are left out, so a vanishing stack still reports its rate.
-    steps = [math.log(a / b) for a, b in zip(norms, norms[1:]) if a > 0 and b > 0]
+    # Pairs where float32 underflowed to 0 or overflowed to inf are left out, so a vanishing or exploding
+    # stack still reports its rate.
+    steps = [math.log(a) - math.log(b) for a, b in zip(norms, norms[1:]) if 0 < a < math.inf and 0 < b < math.inf]
     growth = math.exp(sum(steps) / len(steps)) if steps else (1.0 if n == 1 else float("nan"))
     return FlowSummary(n, min(norms), max(norms), variance, log_var, ratio, growth)
 
@@ -213,17 +212,16 @@ def _probe(
     modules: ModuleChoice,
     loss: str,
     restore_buffers: bool,
-    structure: tuple[list[tuple[str, nn.Module]], list[list[nn.Parameter]]] | None = None,
 ) -> GradientFlow:
-    """One probed forward and backward; `structure`: the targets and their parameters, if already known."""
-    targets = structure[0] if structure else select_modules(model, modules)
+    """One probed forward and backward of `model` on (x, y)."""
+    targets = select_modules(model, modules)
     buffers = [b for b in model.buffers()] if restore_buffers and model.training else []
     saved = [b.clone() for b in buffers]
     try:
         with torch.enable_grad():
             out, inputs = _forward_with_inputs(model, x, targets, modules)
             value = compute_loss(out, y, loss)
-            per_layer = structure[1] if structure else _parameters_by_target(model, targets)
+            per_layer = _parameters_by_target(model, targets)
             params = [p for ps in per_layer for p in ps]
             seen = [t for t in inputs if t is not None and t.requires_grad]
             grads = torch.autograd.grad(value, seen + params, allow_unused=True)
@@ -242,10 +240,10 @@ def _probe_training_step(model: SkipNet, x: torch.Tensor, y: torch.Tensor) -> Gr
     Each block input's gradient is seen by a tensor hook that keeps only its
     norm, so the step holds no more memory than training does (the memory
     probe of `compare_skip_types` runs around it). A block whose input gradient
-    is not needed for any parameter reports nan. The model is a pooled stack
-    (its blocks and parameter lists are found once).
+    is not needed for any parameter reports nan.
     """
-    targets, per_layer = pooled_structure(model)
+    targets = select_modules(model)
+    per_layer = _parameters_by_target(model, targets)
     with torch.enable_grad():
         out, inputs = _forward_with_inputs(model, x, targets, None)
         value = compute_loss(out, y, "cross_entropy")
@@ -357,20 +355,6 @@ def stack_gradient_flow(cfg: StackConfig, batch: int = 64, seed: int = 0, flush_
     check_int("batch", batch, 2, MAX_BATCH)
     check_int("seed", seed, 0, 2**31 - 1)
     x, y = synthetic_batch(cfg, batch, seed)
-    with threads(auto_threads(x)), flush_denormals(flush_denormal), pooled_stack(cfg, seed) as model:
-        structure = pooled_structure(model)
-        # The stack is re-initialised before its next use: no need to restore its BatchNorm statistics.
-        return _probe(model, x, y, None, "cross_entropy", restore_buffers=False, structure=structure)
-
-
-# Blocks and parameters of each pooled stack, found once: a pooled stack's structure never changes.
-_POOLED_STRUCTURE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def pooled_structure(model: SkipNet) -> tuple[list[tuple[str, nn.Module]], list[list[nn.Parameter]]]:
-    """The blocks of a pooled stack and each block's trainable parameters, remembered per stack."""
-    structure = _POOLED_STRUCTURE.get(model)
-    if structure is None:
-        targets = select_modules(model)
-        structure = _POOLED_STRUCTURE[model] = (targets, _parameters_by_target(model, targets))
-    return structure
+    with threads(auto_threads(x)), flush_denormals(flush_denormal), seeded_stack(cfg, seed) as model:
+        # The stack is thrown away afterwards: no need to restore its BatchNorm statistics.
+        return _probe(model, x, y, None, "cross_entropy", restore_buffers=False)

@@ -24,9 +24,8 @@ import torch.nn.functional as F
 
 from skiplab.nn.blocks import ResidualBlock
 from skiplab.nn.models import SkipNet, StackConfig
-from skiplab.nn.pool import pooled_stack
 from skiplab.nn.shortcuts import NoShortcut
-from skiplab.probes.common import check_int, flush_denormals, threads
+from skiplab.probes.common import check_int, flush_denormals, seeded_stack, threads
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ def gradient_by_path_length(
         g = torch.Generator().manual_seed(seed)
         x = torch.randn(64, *cfg.in_shape, generator=g)
         y = torch.randint(0, cfg.num_classes, (64,), generator=g)
-        with pooled_stack(cfg, seed) as fresh:
+        with seeded_stack(cfg, seed) as fresh:
             return _path_gradients(fresh, x, y, samples, seed)
     if x is None or y is None:
         raise ValueError("x and y are required when a model is given")
