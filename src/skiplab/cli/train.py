@@ -217,6 +217,11 @@ def runs_show(
         + (f" — {run.message}" if run.message else "")
     )
     console.print(f"git {run.git_revision or '-'}; " + ", ".join(f"{k} {v}" for k, v in run.versions.items()))
+    if run.machine:
+        m = run.machine
+        console.print(
+            f"trained on {m.get('cpu', '?')} ({m.get('capability', '?')} kernels, {m.get('threads', '?')} threads)"
+        )
     print_table(
         "epochs",
         ["epoch", "train loss", "train err", "held-out loss", "held-out err", "lr", "s"],

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS runs (
     message TEXT NOT NULL DEFAULT '',
     config TEXT NOT NULL,
     versions TEXT NOT NULL DEFAULT '{{}}',
+    machine TEXT NOT NULL DEFAULT '{{}}',
     git_revision TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
@@ -85,6 +86,7 @@ class RunRecord:
     finished_at: float | None
     epochs_done: int = 0
     best_train_loss: float | None = None
+    machine: dict = field(default_factory=dict)  # CPU, torch's CPU capability and threads the run trained with
     epochs: list[dict] = field(default_factory=list)  # filled by `RunStore.get` only
 
     def to_dict(self) -> dict:
@@ -101,6 +103,13 @@ class RunStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(_SCHEMA)
+            columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+            if "machine" not in columns:  # a store made before runs recorded their machine
+                try:
+                    db.execute("ALTER TABLE runs ADD COLUMN machine TEXT NOT NULL DEFAULT '{}'")
+                except sqlite3.OperationalError as e:  # another process added it first
+                    if "duplicate column" not in str(e):
+                        raise
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -137,13 +146,14 @@ class RunStore:
         seed: int | None = None,
         versions: dict | None = None,
         git_revision: str | None = None,
+        machine: dict | None = None,
     ) -> None:
         """Record a new run as `running`; if `run_id` exists already (a resume), mark it running again."""
         now = time.time()
         with self._transaction() as db:
             db.execute(
-                "INSERT INTO runs (id, name, model, data, seed, status, config, versions, git_revision,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)"
+                "INSERT INTO runs (id, name, model, data, seed, status, config, versions, machine, git_revision,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(id) DO UPDATE SET status='running', message='', updated_at=excluded.updated_at,"
                 " finished_at=NULL",
                 (
@@ -154,6 +164,7 @@ class RunStore:
                     seed,
                     json.dumps(config, sort_keys=True),
                     json.dumps(versions or {}, sort_keys=True),
+                    json.dumps(machine or {}, sort_keys=True),
                     git_revision,
                     now,
                     now,
@@ -223,6 +234,7 @@ class RunStore:
             finished_at=row["finished_at"],
             epochs_done=row["epochs_done"] or 0,
             best_train_loss=row["best_train_loss"],
+            machine=json.loads(row["machine"]),
         )
 
     _SELECT = (

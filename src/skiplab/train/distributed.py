@@ -86,6 +86,17 @@ def gather(value: object, ctx: DistContext) -> list:
     return out
 
 
+def barrier(ctx: DistContext) -> None:
+    """Wait for every rank: a run that finished well leaves the group only when all ranks have.
+
+    Otherwise the rank that finishes first tears its gloo threads down while a
+    peer is still inside the last collective; on a busy machine that aborts the
+    process ("terminate called without an active exception").
+    """
+    if ctx.enabled and dist.is_initialized():
+        dist.barrier()
+
+
 def shutdown(ctx: DistContext) -> None:
     if ctx.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -16,22 +16,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
-import platform
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-import skiplab
 from skiplab.data import Dataset, load_dataset
-from skiplab.nn.pool import seeded
+from skiplab.provenance import git_revision, machine, versions
+from skiplab.seeding import seeded
 from skiplab.store import RunStore
 from skiplab.train import checkpoint, distributed
 from skiplab.train.config import TrainConfig
@@ -71,6 +68,7 @@ class RunResult:
     data: dict
     versions: dict
     git_revision: str | None
+    machine: dict = field(default_factory=dict)  # CPU, torch's CPU capability and threads (provenance.machine)
     resumed_from: int = 0  # epochs that came from a checkpoint
     rank: int = 0  # this process's rank under torchrun (0 otherwise): only rank 0 stores and checkpoints
     rank_checksums: list[str] = field(default_factory=list)  # SHA-256 of each rank's final weights (torchrun)
@@ -93,35 +91,12 @@ class RunResult:
             "data": self.data,
             "versions": self.versions,
             "git_revision": self.git_revision,
+            "machine": self.machine,
             "resumed_from": self.resumed_from,
             "rank": self.rank,
             "rank_checksums": self.rank_checksums,
             "best_train_loss": self.best_train_loss,
         }
-
-
-def versions() -> dict:
-    return {
-        "skiplab": skiplab.__version__,
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "python": platform.python_version(),
-    }
-
-
-def git_revision() -> str | None:
-    """The commit of the source tree skiplab runs from, if it is a git checkout (else None)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(skiplab.__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -290,6 +265,30 @@ def _train_epoch(
     return out
 
 
+def loss_of_first_batch(cfg: TrainConfig) -> dict:
+    """The loss, logits norm and gradient norm of `cfg`'s first training step, before any update (float32, CPU).
+
+    The same network (built under the seed), the same first batch and
+    augmentation as `train`: the point where two machines start from
+    bit-identical numbers, so their difference here is rounding alone.
+    """
+    cfg = cfg.validate()
+    data = load_dataset(cfg.data, seed=cfg.seed, root=cfg.data_root, held_out=cfg.held_out)
+    with seeded(cfg.seed):
+        model = build_model(cfg.model, data.input_shape, data.num_classes, cfg.width).train()
+    order, g = _epoch_order(cfg, 0, len(data.y_train), distributed.DistContext())
+    b = order[: cfg.batch_size]
+    x = data.prepare(data.x_train[b], train=True, generator=g)
+    logits = model(x)
+    loss = F.cross_entropy(logits, data.y_train[b])
+    grads = torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad])
+    return {
+        "loss": loss.item(),
+        "logits_norm": torch.linalg.vector_norm(logits).item(),
+        "grad_norm": torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads])).item(),
+    }
+
+
 def _config_differences(saved: dict, cfg: TrainConfig) -> list[str]:
     now = cfg.to_dict()
     saved = TrainConfig.from_dict(saved).to_dict()  # fields added since the checkpoint take their defaults
@@ -361,9 +360,11 @@ def _train(cfg, on_epoch, should_stop, store, run_dir, resume, run_id, name, on_
         run_id = run_id or uuid.uuid4().hex[:12]
         start_epoch = ckpt.epoch if ckpt is not None else 0
         params = sum(p.numel() for p in model.parameters())
-        vers, rev = versions(), git_revision()
+        vers, rev, where = versions(), git_revision(), machine()
         if store is not None and ctx.is_main:
-            store.create_run(run_id, cfg.to_dict(), name=name, seed=cfg.seed, versions=vers, git_revision=rev)
+            store.create_run(
+                run_id, cfg.to_dict(), name=name, seed=cfg.seed, versions=vers, git_revision=rev, machine=where
+            )
             # Epochs after the checkpoint were computed by the killed process; they are replayed now.
             store.truncate_epochs(run_id, start_epoch)
             store.put_epochs(run_id, [m.to_dict() for m in history])
@@ -409,6 +410,7 @@ def _train(cfg, on_epoch, should_stop, store, run_dir, resume, run_id, name, on_
                         "history": [m.to_dict() for m in history],
                         "versions": vers,
                         "git_revision": rev,
+                        "machine": where,
                     }
                     checkpoint.save_checkpoint(run_dir, epoch + 1, model, optimizer, meta)
             if on_epoch is not None:
@@ -416,6 +418,7 @@ def _train(cfg, on_epoch, should_stop, store, run_dir, resume, run_id, name, on_
         if store is not None and ctx.is_main:
             store.finish(run_id, status, message)
         checksums = distributed.gather(weights_checksum(model), ctx) if ctx.enabled else []
+        distributed.barrier(ctx)
     except BaseException as e:
         # A run that dies of an exception (or an interrupt) is recorded as failed, not left 'running' forever.
         if store is not None and ctx.is_main:
@@ -434,6 +437,7 @@ def _train(cfg, on_epoch, should_stop, store, run_dir, resume, run_id, name, on_
         data=data.to_dict(),
         versions=vers,
         git_revision=rev,
+        machine=where,
         resumed_from=start_epoch,
         rank=ctx.rank,
         rank_checksums=checksums,

@@ -16,8 +16,8 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from skiplab.provenance import git_revision, machine, versions
 from skiplab.train.checkpoint import write_atomic
-from skiplab.train.loop import git_revision, versions
 
 RESULT_NAMES: tuple[str, ...] = ("degradation", "lesion", "skip_types")
 FORMAT = "skiplab-results-1"
@@ -55,9 +55,24 @@ def results_payload(name: str, argv: list[str], result: dict) -> dict:
         "command": shlex.join(["skiplab", *argv]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "versions": versions(),
+        "machine": runs_machine(result),
         "git_revision": git_revision(),
         **result,
     }
+
+
+def runs_machine(result: dict) -> dict:
+    """The machine record the runs share (CPU, kernels, the threads each run trained with), else this process's.
+
+    The runs train in worker processes with their own thread count, so the
+    parent's `machine()` would name the wrong number of threads.
+    """
+    records = [run["machine"] for run in result.get("runs", {}).values() if run.get("machine")]
+    if records and all(r == records[0] for r in records):
+        return records[0]
+    if records:
+        raise ValueError("the runs of one results file trained on different machines or thread counts")
+    return machine()
 
 
 def write_results(path: str | Path, payload: dict) -> Path:

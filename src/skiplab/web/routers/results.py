@@ -23,6 +23,7 @@ class Provenance(BaseModel):
     created: str
     git_revision: str | None
     versions: dict[str, Any]
+    machine: dict[str, Any] = Field(description="CPU, torch's CPU capability and threads the runs trained with.")
     config: dict[str, Any]
 
 
@@ -75,7 +76,9 @@ def shipped(name: str) -> dict:
 
 
 def provenance(data: dict) -> Provenance:
-    return Provenance(**{k: data.get(k) for k in ("command", "created", "git_revision", "versions", "config")})
+    return Provenance(
+        **{k: data.get(k) for k in ("command", "created", "git_revision", "versions", "machine", "config")}
+    )
 
 
 def curves(data: dict) -> list[Curve]:

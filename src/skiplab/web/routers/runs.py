@@ -42,6 +42,7 @@ class RunOut(BaseModel):
     finished_at: float | None
     epochs_done: int
     best_train_loss: float | None
+    machine: dict[str, Any]
     epochs: list[dict[str, Any]]
 
 
