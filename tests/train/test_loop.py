@@ -84,21 +84,17 @@ def test_should_stop_is_polled_every_batch():
     assert "step 4" in result.message
 
 
-def test_cancel_latency_on_a_big_net_is_under_two_seconds():
-    # A real, slow step (resnet56 on CIFAR-sized synthetic images would need data; digits resnet56 is heavy enough).
+def test_a_big_net_stops_at_the_step_where_cancel_is_asked():
+    # A real, slow step (digits ResNet-56): the run ends before the next step, whatever the machine's speed.
+    # How long that takes in seconds is a benchmark's business, not a test's.
     cfg = TrainConfig(model="resnet56", epochs=1, batch_size=128, threads=1)
-    t = {}
+    steps = []
 
     def stop():
-        t.setdefault("first", time.perf_counter())
-        if time.perf_counter() - t["first"] > 0.5:
-            t["asked"] = time.perf_counter()
-            return True
-        return False
+        return len(steps) >= 2
 
-    result = train(cfg, should_stop=stop)
-    assert result.status == "stopped"
-    assert time.perf_counter() - t["asked"] < 2.0
+    result = train(cfg, should_stop=stop, on_step=lambda i, n: steps.append(i))
+    assert result.status == "stopped" and steps == [1, 2] and "step 3" in result.message
 
 
 def test_a_run_that_raises_is_stored_as_failed(tmp_path):

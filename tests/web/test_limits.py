@@ -1,6 +1,5 @@
 import asyncio
 import threading
-import time
 
 import pytest
 
@@ -16,10 +15,8 @@ def test_pool_admits_capacity_then_refuses_fast():
         b = asyncio.ensure_future(pool.run(gate.wait))
         await asyncio.sleep(0.05)
         assert pool.admitted == 2
-        t0 = time.perf_counter()
-        with pytest.raises(Busy) as e:
+        with pytest.raises(Busy) as e:  # refused while the gate is still shut: it never waited in the queue
             await pool.run(lambda: 1)
-        assert time.perf_counter() - t0 < 0.05  # refused at once, not queued
         assert e.value.retry_after >= 1
         gate.set()
         assert await a is True and await b is True
