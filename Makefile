@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint layers bench fuzz system-deps vendor clean
+.PHONY: serve test test-busy lint layers bench fuzz system-deps vendor clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,6 +31,11 @@ layers: $(STAMP)
 
 test: $(STAMP) system-deps lint layers
 	$(BIN)/python -m pytest -q
+
+# The suite while another process keeps one core busy: a spinner bounded to an hour, stopped when pytest ends.
+test-busy: $(STAMP) system-deps lint layers
+	@timeout 3600 $(BIN)/python -c 'while True: pass' & spin=$$!; \
+	  $(BIN)/python -m pytest -q; rc=$$?; kill $$spin 2>/dev/null; exit $$rc
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

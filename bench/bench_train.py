@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from skiplab import experiments as exp
 from skiplab.nn import cifar_resnet
 from skiplab.train import TrainConfig, train_step
-from skiplab.train import experiments as exp
 from skiplab.train.loop import autocast_for, cpu_has_native_bf16, use_channels_last
 
 BATCH = 128

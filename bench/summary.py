@@ -122,6 +122,25 @@ def summary(r: dict) -> str:
             f"resumed run's {c['epochs']} epochs equal an uninterrupted run's exactly.",
             "",
         ]
+    mx = r.get("bench_max", {})
+    if mx:
+        runs = [(k, v) for k, v in mx.items() if isinstance(v, dict) and "widgets" in v]
+        lines += [
+            "First request at each widget's largest settings (every combination of its choices), fresh app, "
+            f"one core kept busy (seconds, worst; server cap {mx.get('cap_s')} s; "
+            f"{mx.get('server_errors')} server errors):",
+            "",
+            "| widget | " + " | ".join(f"{v['machine']['capability']} kernels" for _, v in runs) + " | statuses |",
+            "|---|" + "---|" * len(runs) + "---|",
+        ]
+        for widget in runs[0][1]["widgets"] if runs else []:
+            cells = [str(v["widgets"][widget]["worst"]["seconds"]) for _, v in runs]
+            statuses = {}
+            for _, v in runs:
+                for code, n in v["widgets"][widget]["statuses"].items():
+                    statuses[code] = statuses.get(code, 0) + n
+            lines.append(f"| {widget} | " + " | ".join(cells) + f" | {statuses} |")
+        lines.append("")
     return "\n".join(lines)
 
 

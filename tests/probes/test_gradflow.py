@@ -176,3 +176,16 @@ def test_flushing_denormals_changes_only_norms_that_have_vanished():
     for a, b in zip(fast, exact):
         if b >= 1e-14 * exact[-1]:  # what has not vanished reads the same
             assert math.isclose(a, b, rel_tol=1e-6)
+
+
+def test_the_folk_story_note_follows_the_measurement():
+    from skiplab.probes.gradflow import compare_highways
+
+    def pair(**kw):
+        return [StackConfig(depth=30, skip=s, **kw) for s in ("none", "identity")]
+
+    grows = compare_highways(*pair(activation="relu", norm="batch"))
+    assert grows.plain.weight_summary.first_last_ratio > 1 and "does not vanish" in grows.note
+    vanishes = compare_highways(*pair(activation="sigmoid", norm="none", preact=True))
+    assert vanishes.plain.weight_summary.first_last_ratio < 1 and vanishes.note is None
+    assert compare_highways(*pair()).to_dict()["plain"] == grows.to_dict()["plain"]

@@ -15,12 +15,12 @@ import click
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from skiplab import experiments as exp
 from skiplab.cli.common import console, err_console, print_json, print_table, user_errors
+from skiplab.experiments.results import results_payload, shipped_path, write_results
 from skiplab.store import RunStore
 from skiplab.train import PRESETS, TrainConfig, preset, train
-from skiplab.train import experiments as exp
 from skiplab.train.checkpoint import read_meta
-from skiplab.train.results import results_payload, shipped_path, write_results
 
 DEFAULT_STORE = Path("skiplab-runs.db")  # in the working directory, next to the user's run folders
 

@@ -1,6 +1,6 @@
-"""skiplab.train: the trainer, schedules, checkpoints, distributed training and the experiments.
+"""skiplab.train: the trainer, schedules, checkpoints and distributed training.
 
-Imports nn, data, probes and store (never web or cli).
+Imports nn and data (never probes, store, experiments, web or cli).
 """
 
 from skiplab.train.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint

@@ -118,7 +118,7 @@ PRESETS: dict[str, TrainConfig] = {
         milestones=(0.5, 0.75),
         warmup_epochs=1.0,
     ),
-    # The degradation experiment's recipe on digits (see skiplab.train.experiments.degradation).
+    # The degradation experiment's recipe on digits (see skiplab.experiments.degradation).
     "digits": TrainConfig(model="resconv20", data="digits", epochs=15, batch_size=128, lr=0.05, schedule="cosine"),
     # Seconds, for smoke tests and demos.
     "quick": TrainConfig(model="resconv8", data="digits", epochs=2, batch_size=128, lr=0.05, schedule="constant"),

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -29,11 +30,13 @@ from torch import nn
 from skiplab.data import Dataset, load_dataset
 from skiplab.provenance import git_revision, machine, versions
 from skiplab.seeding import seeded
-from skiplab.store import RunStore
 from skiplab.train import checkpoint, distributed
 from skiplab.train.config import TrainConfig
 from skiplab.train.models import build_model
 from skiplab.train.schedule import lr_at
+
+if TYPE_CHECKING:  # train writes to any store with RunStore's methods; experiments and the CLI open one
+    from skiplab.store import RunStore
 
 EVAL_BATCH = 1024  # held-out examples per forward pass (no gradients kept)
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from skiplab.nn import StackConfig
-from skiplab.probes.gradflow import stack_gradient_flow
+from skiplab.probes.gradflow import compare_highways
 from skiplab.web.deps import COMPUTE, Engine
 from skiplab.web.schemas import GradientFlowOut
 
@@ -43,28 +43,6 @@ class GradFlowOut(BaseModel):
     note: str | None = Field(None, description="Where the measurement contradicts the folk story, say so.")
 
 
-VANISHED = 1e-3  # a first/last ratio below this is "vanished" for the note
-
-
-def folk_story_note(plain: dict, residual: dict, preact: bool) -> str | None:
-    """Check the folk story against the measurement: plain nets vanish, residual nets never do."""
-    ratio, res_ratio = plain["weight_summary"]["first_last_ratio"], residual["weight_summary"]["first_last_ratio"]
-    if res_ratio is not None and res_ratio < VANISHED and not preact:
-        return (
-            f"Folk story contradicted: the residual stack vanishes too (first/last ratio {res_ratio:.3g}). "
-            "In the post-activation block the activation follows the addition, so the highway itself passes "
-            "through it at every layer. Switch to pre-activation and the identity path is clean."
-        )
-    if ratio is not None and ratio > 1:
-        return (
-            f"Folk story contradicted: this plain stack's gradient does not vanish — the first layer receives "
-            f"{ratio:.3g}× the gradient of the last (it grows toward the input, "
-            f"×{plain['weight_summary']['growth_per_layer']:.3g} per layer). The residual stack's ratio is "
-            f"{'not finite' if res_ratio is None else format(res_ratio, '.3g')}."
-        )
-    return None
-
-
 def stacks(q: GradFlowQuery) -> list[StackConfig]:
     """The plain and the residual stack the widget compares."""
     return [
@@ -76,16 +54,8 @@ def stacks(q: GradFlowQuery) -> list[StackConfig]:
 
 
 def gradient_highway(q: GradFlowQuery) -> GradFlowOut:
-    plain, residual = (stack_gradient_flow(cfg, batch=BATCH, seed=SEED).to_dict() for cfg in stacks(q))
-    return GradFlowOut(
-        settings=q,
-        width=WIDTH,
-        batch=BATCH,
-        seed=SEED,
-        plain=GradientFlowOut(**plain),
-        residual=GradientFlowOut(**residual),
-        note=folk_story_note(plain, residual, q.preact),
-    )
+    found = compare_highways(*stacks(q), batch=BATCH, seed=SEED).to_dict()
+    return GradFlowOut(settings=q, width=WIDTH, batch=BATCH, seed=SEED, **found)
 
 
 @router.get("/gradflow", response_model=GradFlowOut, responses=COMPUTE, summary="Plain vs residual gradient flow")

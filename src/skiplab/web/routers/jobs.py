@@ -19,9 +19,9 @@ from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, BeforeValidator, Field
 
+from skiplab.experiments import DegradationConfig
 from skiplab.store import RunStore
 from skiplab.train import train
-from skiplab.train.experiments import DegradationConfig
 from skiplab.web.deps import NOT_FOUND, UNPROCESSABLE, Problem, Settings
 from skiplab.web.jobs import Job, JobManager, TooManyJobs, UnknownJob
 

@@ -1,6 +1,6 @@
 """Stored results: the shipped runs the article shows at once (degradation curves, lesion study).
 
-They come from `skiplab.train.results.load_results`, which keeps the exact
+They come from `skiplab.experiments.results.load_results`, which keeps the exact
 command, config, seeds, versions and git revision of the runs, so every
 figure can say which runs produced it. Only what the page draws is sent.
 """
@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from skiplab.train.results import load_results
+from skiplab.experiments.results import load_results
 from skiplab.web.deps import NOT_FOUND
 
 router = APIRouter(prefix="/results", tags=["stored results"])
@@ -82,21 +82,18 @@ def provenance(data: dict) -> Provenance:
 
 
 def curves(data: dict) -> list[Curve]:
-    out = []
-    for name, run in data["runs"].items():
-        model = run["config"]["model"]  # plainconv56 / resconv20
-        kind = "res" if model.startswith("res") else "plain"
-        depth = int("".join(ch for ch in model if ch.isdigit()))
-        out.append(
-            Curve(
-                run=name,
-                kind=kind,
-                depth=depth,
-                seed=run["config"]["seed"],
-                epochs=[EpochPoint(**{k: e.get(k) for k in EpochPoint.model_fields}) for e in run["epochs"]],
-            )
+    """Every run's curve, labelled by the row (kind, depth) that lists its run id."""
+    row_of = {run_id: row for row in data["rows"] for run_id in row["run_ids"]}
+    return [
+        Curve(
+            run=name,
+            kind=row_of[run["run_id"]]["kind"],
+            depth=row_of[run["run_id"]]["depth"],
+            seed=run["config"]["seed"],
+            epochs=[EpochPoint(**{k: e.get(k) for k in EpochPoint.model_fields}) for e in run["epochs"]],
         )
-    return out
+        for name, run in data["runs"].items()
+    ]
 
 
 @router.get("/degradation", response_model=DegradationOut, responses=NOT_FOUND, summary="Stored degradation runs")

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from skiplab.data import load_dataset
+from skiplab.experiments.pool import run_many
 from skiplab.nn import SKIP_TYPES
 from skiplab.probes.lesion import lesion_study
 from skiplab.store import RunStore
 from skiplab.train.config import TrainConfig
 from skiplab.train.loop import train
-from skiplab.train.pool import run_many
 
 KINDS: tuple[str, ...] = ("plain", "res")
 FAMILIES: tuple[str, ...] = ("mlp", "conv")

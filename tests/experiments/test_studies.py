@@ -1,7 +1,7 @@
 import pytest
 
+from skiplab import experiments as exp
 from skiplab.store import RunStore
-from skiplab.train import experiments as exp
 
 
 @pytest.mark.parametrize(

@@ -16,10 +16,10 @@ import sys
 import pytest
 import torch
 
+from skiplab import experiments as exp
+from skiplab.experiments.results import RESULT_NAMES, load_results
 from skiplab.provenance import machine, older_kernels_env, rounding_bound, same_kernels
 from skiplab.train import TrainConfig, train
-from skiplab.train import experiments as exp
-from skiplab.train.results import RESULT_NAMES, load_results
 
 CURVE_KEYS = ("train_loss", "train_error", "test_loss", "test_error", "lr", "grad_norm_mean", "grad_norm_max")
 
