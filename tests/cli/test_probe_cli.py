@@ -19,7 +19,7 @@ def test_gradflow_stack_json_matches_the_library():
     from skiplab.probes import stack_gradient_flow
 
     out = _json("gradflow", "--depth", "6", "--width", "16", "--skip", "none", "--batch", "8")
-    expected = stack_gradient_flow(StackConfig(6, 16, "none", in_shape=(16,)), batch=8).to_dict()
+    expected = stack_gradient_flow(StackConfig(depth=6, width=16, skip="none", in_shape=(16,)), batch=8).to_dict()
     assert out == json.loads(json.dumps(expected))
 
 

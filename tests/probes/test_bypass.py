@@ -40,7 +40,7 @@ def test_gradient_strength_matches_an_independent_jacobian():
     from skiplab.seeding import seeded
 
     with seeded(3):
-        cfg = StackConfig(3, 8, "identity", "relu", "none", "he", True, (8,))
+        cfg = StackConfig(depth=3, width=8, norm="none", preact=True, in_shape=(8,))
         blocks = [b for _, b in build_stack(cfg).named_blocks()]
         x = torch.randn(1, 8)
     body = torch.nn.Sequential(*blocks)

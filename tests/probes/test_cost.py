@@ -104,7 +104,7 @@ def test_skip_type_gradient_flow_equals_the_gradient_flow_probe():
     from skiplab.probes import compare_skip_types, stack_gradient_flow
 
     for row in compare_skip_types(depth=3, width=8, size=4, batch=4, skips=("identity", "dense", "highway")).rows:
-        cfg = StackConfig(3, 8, row.skip, in_shape=(3, 4, 4))
+        cfg = StackConfig(depth=3, width=8, skip=row.skip, in_shape=(3, 4, 4))
         expected = [la.input_grad_norm for la in stack_gradient_flow(cfg, batch=4).layers]
         assert row.grad_norms == pytest.approx(expected, rel=1e-5)
 

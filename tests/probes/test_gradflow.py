@@ -125,15 +125,21 @@ def test_summary_leaves_out_norms_that_overflowed_or_underflowed():
     "kwargs,match",
     [
         (dict(cfg=StackConfig(depth=1001)), "depth must be an integer from 1 to 1000"),
-        (dict(cfg=StackConfig(depth=0)), "depth"),
         (dict(cfg=StackConfig(width=2000)), "width"),
-        (dict(cfg=StackConfig(skip="teleport")), "skip must be one of"),
         (dict(cfg=StackConfig(), batch=1), "batch"),
     ],
 )
 def test_bad_stack_options_name_the_option(kwargs, match):
     with pytest.raises(ValueError, match=match):
         stack_gradient_flow(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match", [(dict(depth=0), "depth must be an integer >= 1"), (dict(skip="teleport"), "skip must be one of")]
+)
+def test_a_stack_config_is_checked_when_it_is_made(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        StackConfig(**kwargs)
 
 
 def test_output_that_does_not_fit_the_loss():

@@ -60,7 +60,10 @@ def gradflow_cmd(
             flow = gradient_flow(net, x, y)
             title = f"gradient flow of {model}, batch {n}"
         else:
-            cfg = StackConfig(depth, width, skip, activation, norm, init, preact, (width,))
+            cfg = StackConfig(
+                depth=depth, width=width, skip=skip, activation=activation, norm=norm, init=init, preact=preact,
+                in_shape=(width,),
+            )  # fmt: skip
             flow = stack_gradient_flow(cfg, batch=batch or 64, seed=seed)
             form = "pre-activation" if preact else "post-activation"
             title = f"gradient flow: {depth} layers, width {width}, skip {skip}, {activation}, norm {norm}, {form}"

@@ -322,20 +322,19 @@ def degradation_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Plain vs residual nets at two or more depths on the digits: does deeper train worse?"""
-    cfg = exp.DegradationConfig(
-        depths=_ints("--depths", depths),
-        seeds=_ints("--seeds", seeds),
-        family=family,
-        epochs=epochs,
-        lr=lr,
-        warmup_epochs=warmup,
-        batch_size=batch,
-        width=width,
-        tolerance=tolerance,
-        workers=workers,
-    )
     with user_errors():
-        cfg.validate()
+        cfg = exp.DegradationConfig(
+            depths=_ints("--depths", depths),
+            seeds=_ints("--seeds", seeds),
+            family=family,
+            epochs=epochs,
+            lr=lr,
+            warmup_epochs=warmup,
+            batch_size=batch,
+            width=width,
+            tolerance=tolerance,
+            workers=workers,
+        )
         result = exp.degradation(cfg, store=_open_store(store), on_run=_on_run(json_))
     _keep_results(ctx, "degradation", result.to_dict(), write_results_, results_out)
     if json_:
@@ -380,17 +379,16 @@ def skip_types_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """A short training of each skip type at equal depth and width."""
-    cfg = exp.SkipTypesConfig(
-        skips=tuple(s.strip() for s in skips.split(",") if s.strip()),
-        depth=depth,
-        width=width,
-        epochs=epochs,
-        lr=lr,
-        seed=seed,
-        workers=workers,
-    )
     with user_errors():
-        cfg.validate()
+        cfg = exp.SkipTypesConfig(
+            skips=tuple(s.strip() for s in skips.split(",") if s.strip()),
+            depth=depth,
+            width=width,
+            epochs=epochs,
+            lr=lr,
+            seed=seed,
+            workers=workers,
+        )
         result = exp.skip_types(cfg, store=_open_store(store), on_run=_on_run(json_))
     _keep_results(ctx, "skip_types", result.to_dict(), write_results_, results_out)
     if json_:
@@ -429,11 +427,16 @@ def lesion_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Train a residual and a plain net, then delete each block in turn (Veit et al. 2016)."""
-    cfg = exp.LesionConfig(
-        depth=depth, family=family, width=width, epochs=epochs, lr=lr, seeds=_ints("--seeds", seeds), workers=workers
-    )
     with user_errors():
-        cfg.validate()
+        cfg = exp.LesionConfig(
+            depth=depth,
+            family=family,
+            width=width,
+            epochs=epochs,
+            lr=lr,
+            seeds=_ints("--seeds", seeds),
+            workers=workers,
+        )
         result = exp.lesion(cfg, store=_open_store(store), on_run=_on_run(json_))
     _keep_results(ctx, "lesion", result.to_dict(), write_results_, results_out)
     if json_:

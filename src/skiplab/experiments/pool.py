@@ -54,13 +54,13 @@ def run_many(
     out: dict[str, dict] = {}
     if workers == 1 or len(jobs) == 1:
         for name, cfg in jobs:
-            out[name] = job(cfg.validate().to_dict(), store_path, name)
+            out[name] = job(cfg.to_dict(), store_path, name)
             if on_run is not None:
                 on_run(name, out[name])
         return out
     ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx) as pool:
-        futures = {pool.submit(job, cfg.validate().to_dict(), store_path, name): name for name, cfg in jobs}
+        futures = {pool.submit(job, cfg.to_dict(), store_path, name): name for name, cfg in jobs}
         for fut in cf.as_completed(futures):
             name = futures[fut]
             out[name] = fut.result()

@@ -45,10 +45,10 @@ def recipe(cfg: DegradationConfig | SkipTypesConfig | LesionConfig, model: str, 
         warmup_epochs=cfg.warmup_epochs,
         seed=seed,
         threads=cfg.threads,
-    ).validate()
+    )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DegradationConfig:
     # Defaults chosen by measurement on the 2-core development machine (all 12 runs: 29 s wall while it was
     # otherwise idle, 50-69 s while other jobs shared its cores): BN MLPs of
@@ -70,6 +70,9 @@ class DegradationConfig:
     tolerance: float = 0.1  # |Δ best training loss| (nats; chance is ln 10 = 2.30) counted as "the same"
     workers: int = 2  # processes training at once
     threads: int = 1  # torch threads per process
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> DegradationConfig:
         if len(self.depths) < 2 or len(set(self.depths)) != len(self.depths):
@@ -178,7 +181,6 @@ def degradation(
     on_run: Callable[[str, dict], None] | None = None,
 ) -> DegradationResult:
     """Train plain and residual nets at every depth and seed (in parallel), compare best training losses."""
-    cfg = cfg.validate()
     # Deepest first: the longest runs start at once, so the pool does not end waiting on one of them.
     jobs = [
         (f"{kind}{depth}-s{seed}", cfg.train_config(kind, depth, seed))
@@ -218,7 +220,7 @@ def degradation(
 # ---------------------------------------------------------------- skip types
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SkipTypesConfig:
     skips: tuple[str, ...] = SKIP_TYPES  # none identity projection dense highway se
     depth: int = 12  # conv layers (dense: layers of `width` new maps each)
@@ -231,6 +233,9 @@ class SkipTypesConfig:
     data: str = "digits"
     workers: int = 2
     threads: int = 1
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> SkipTypesConfig:
         if not self.skips:
@@ -277,7 +282,6 @@ def skip_types(
     on_run: Callable[[str, dict], None] | None = None,
 ) -> SkipTypesResult:
     """A short training of each skip type at equal depth and width; compare training loss and cost."""
-    cfg = cfg.validate()
     jobs = [(skip, cfg.train_config(skip)) for skip in cfg.skips]
     t0 = time.perf_counter()
     runs = run_many(jobs, workers=cfg.workers, store=store, on_run=on_run)
@@ -301,7 +305,7 @@ def skip_types(
 # ---------------------------------------------------------------- lesion
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LesionConfig:
     # The degradation experiment's recipe at one depth: both nets train well at depth 20, so a difference after
     # deleting a block comes from the architecture, not from a net that never learned.
@@ -316,6 +320,9 @@ class LesionConfig:
     data: str = "digits"
     workers: int = 2
     threads: int = 1
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> LesionConfig:
         if self.family not in FAMILIES:
@@ -353,7 +360,6 @@ def lesion(
     on_run: Callable[[str, dict], None] | None = None,
 ) -> LesionExperiment:
     """Train a residual and a plain net, then measure held-out accuracy with each single block deleted."""
-    cfg = cfg.validate()
     jobs = [(f"{kind}{cfg.depth}-s{seed}", cfg.train_config(kind, seed)) for seed in cfg.seeds for kind in KINDS]
     t0 = time.perf_counter()
     runs = run_many(jobs, workers=cfg.workers, store=store, on_run=on_run, job=lesion_job)

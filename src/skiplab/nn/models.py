@@ -36,7 +36,7 @@ from skiplab.nn.blocks import (
     conv3x3,
 )
 from skiplab.nn.layers import ACTIVATIONS, INITS, NORMS, choice, init_weights, make_activation, make_norm, positive
-from skiplab.nn.other_skips import DenseLayer, HighwayConv, HighwayLayer, MLPBlock, Transition
+from skiplab.nn.other_skips import DenseLayer, HighwayConv, HighwayLayer, MLPBlock, Transition, reset_gate
 from skiplab.nn.shortcuts import make_shortcut
 
 SKIP_TYPES: tuple[str, ...] = ("none", "identity", "projection", "dense", "highway", "se")
@@ -304,9 +304,9 @@ class DenseNet(SkipNet):
 # ---------------------------------------------------------------- stacks
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StackConfig:
-    """A constant-width stack: the playground of the probes and the digits experiments."""
+    """A constant-width stack: the playground of the probes and the digits experiments. Checked when made."""
 
     depth: int = 20  # weight layers in the body (one per block)
     width: int = 64  # features (MLP) or channels (conv) of every body layer
@@ -317,6 +317,9 @@ class StackConfig:
     preact: bool = False  # norm-act-weight inside the branch, nothing after the add
     in_shape: tuple[int, ...] = (64,)  # (features,) builds an MLP; (channels, height, width) a conv stack
     num_classes: int = 10
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> StackConfig:
         positive("depth", self.depth)
@@ -333,23 +336,20 @@ class StackConfig:
         return self
 
 
-class MLPStack(SkipNet):
-    def __init__(self, cfg: StackConfig) -> None:
+class _Stack(SkipNet):
+    """stem → constant-width blocks → (final norm) → pooled linear head; MLP and conv stacks differ in parts only."""
+
+    def __init__(self, cfg: StackConfig, stem: nn.Module, blocks: list[nn.Module], final_norm: nn.Module, out: int):
         super().__init__()
-        self.cfg = cfg.validate()
-        w = cfg.width
-        self.stem = nn.Sequential(nn.Flatten(), nn.Linear(cfg.in_shape[0], w), make_activation(cfg.activation))
-        if cfg.skip == "highway":
-            blocks: list[nn.Module] = [HighwayLayer(w, cfg.activation, cfg.norm) for _ in range(cfg.depth)]
-        else:
-            blocks = [MLPBlock(w, 1, cfg.skip, cfg.activation, cfg.norm, cfg.preact) for _ in range(cfg.depth)]
+        self.cfg = cfg
+        self.stem = stem
         self.body = nn.Sequential(*blocks)
-        self.final_norm = make_norm(cfg.norm, w, 1) if cfg.preact else nn.Identity()
-        self.fc = nn.Linear(w, cfg.num_classes)
+        self.final_norm = final_norm
+        self.fc = nn.Linear(out, cfg.num_classes)
         init_weights(self, cfg.init, cfg.activation)
-        for block in blocks:
-            if isinstance(block, HighwayLayer):
-                nn.init.constant_(block.gate.bias, -2.0)
+        for block in blocks:  # init_weights zeroed every bias, the highway gates' too
+            if isinstance(block, (HighwayLayer, HighwayConv)):
+                reset_gate(block.gate, block.gate_bias)
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.stem(x)
@@ -358,20 +358,29 @@ class MLPStack(SkipNet):
         return self.body(self.stem(x))
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.final_norm(x))
+        x = self.final_norm(x)
+        return self.fc(x.mean((2, 3)) if x.dim() == 4 else x)
 
     def named_blocks(self) -> list[tuple[str, nn.Module]]:
         return [(f"body.{n}", m) for n, m in self.body.named_children()]
 
 
-class ConvStack(SkipNet):
+class MLPStack(_Stack):
     def __init__(self, cfg: StackConfig) -> None:
-        super().__init__()
-        self.cfg = cfg.validate()
+        w = cfg.width
+        stem = nn.Sequential(nn.Flatten(), nn.Linear(cfg.in_shape[0], w), make_activation(cfg.activation))
+        if cfg.skip == "highway":
+            blocks: list[nn.Module] = [HighwayLayer(w, cfg.activation, cfg.norm) for _ in range(cfg.depth)]
+        else:
+            blocks = [MLPBlock(w, 1, cfg.skip, cfg.activation, cfg.norm, cfg.preact) for _ in range(cfg.depth)]
+        final_norm = make_norm(cfg.norm, w, 1) if cfg.preact else nn.Identity()
+        super().__init__(cfg, stem, blocks, final_norm, w)
+
+
+class ConvStack(_Stack):
+    def __init__(self, cfg: StackConfig) -> None:
         c = cfg.width
-        self.stem = nn.Sequential(
-            conv3x3(cfg.in_shape[0], c), make_norm(cfg.norm, c, 2), make_activation(cfg.activation)
-        )
+        stem = nn.Sequential(conv3x3(cfg.in_shape[0], c), make_norm(cfg.norm, c, 2), make_activation(cfg.activation))
         blocks: list[nn.Module] = []
         for _ in range(cfg.depth):
             if cfg.skip == "highway":
@@ -383,25 +392,8 @@ class ConvStack(SkipNet):
                 c = layer.out_channels
             else:
                 blocks.append(_conv_block(cfg))
-        self.body = nn.Sequential(*blocks)
-        self.final_norm = make_norm(cfg.norm, c, 2) if cfg.preact else nn.Identity()
-        self.fc = nn.Linear(c, cfg.num_classes)
-        init_weights(self, cfg.init, cfg.activation)
-        for block in blocks:
-            if isinstance(block, HighwayConv):
-                nn.init.constant_(block.gate.bias, -2.0)
-
-    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stem(x)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(self.stem(x))
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.final_norm(x).mean((2, 3)))
-
-    def named_blocks(self) -> list[tuple[str, nn.Module]]:
-        return [(f"body.{n}", m) for n, m in self.body.named_children()]
+        final_norm = make_norm(cfg.norm, c, 2) if cfg.preact else nn.Identity()
+        super().__init__(cfg, stem, blocks, final_norm, c)
 
 
 def _conv_block(cfg: StackConfig) -> ResidualBlock:
@@ -424,11 +416,15 @@ def _conv_block(cfg: StackConfig) -> ResidualBlock:
 
 def build_stack(cfg: StackConfig) -> SkipNet:
     """An `MLPStack` for vector inputs, a `ConvStack` for images."""
-    return MLPStack(cfg) if len(cfg.validate().in_shape) == 1 else ConvStack(cfg)
+    return MLPStack(cfg) if len(cfg.in_shape) == 1 else ConvStack(cfg)
 
 
 class HighwayNet(MLPStack):
     """A fully connected highway network of `depth` gated layers (Srivastava et al. 2015)."""
 
     def __init__(self, depth: int = 20, width: int = 64, in_features: int = 64, num_classes: int = 10) -> None:
-        super().__init__(StackConfig(depth, width, "highway", "relu", "none", "he", False, (in_features,), num_classes))
+        super().__init__(
+            StackConfig(
+                depth=depth, width=width, skip="highway", norm="none", in_shape=(in_features,), num_classes=num_classes
+            )
+        )

@@ -51,16 +51,25 @@ class MLPBlock(ResidualBlock):
         self.preact = preact
 
 
+GATE_BIAS = -2.0  # transform gates start mostly shut (sigmoid(-2) = 0.12): each layer first carries x
+
+
+def reset_gate(gate: nn.Module, bias: float) -> None:
+    """Set a highway gate's bias; called again after a whole-network initialisation zeroes every bias."""
+    nn.init.constant_(gate.bias, bias)
+
+
 class HighwayLayer(nn.Module):
     """y = T(x)·H(x) + (1 − T(x))·x with H = act(norm(W_H x + b_H)) and T = sigmoid(W_T x + b_T)."""
 
-    def __init__(self, width: int, activation: str = "relu", norm: str = "none", gate_bias: float = -2.0) -> None:
+    def __init__(self, width: int, activation: str = "relu", norm: str = "none", gate_bias: float = GATE_BIAS) -> None:
         super().__init__()
         self.transform = nn.Sequential(
             OrderedDict(fc=nn.Linear(width, width), norm=make_norm(norm, width, 1), act=make_activation(activation))
         )
         self.gate = nn.Linear(width, width)
-        nn.init.constant_(self.gate.bias, gate_bias)
+        self.gate_bias = gate_bias
+        reset_gate(self.gate, gate_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = torch.sigmoid(self.gate(x))
@@ -70,7 +79,9 @@ class HighwayLayer(nn.Module):
 class HighwayConv(nn.Module):
     """The convolutional highway layer: H and T are 3x3 convolutions of the same width."""
 
-    def __init__(self, channels: int, activation: str = "relu", norm: str = "batch", gate_bias: float = -2.0) -> None:
+    def __init__(
+        self, channels: int, activation: str = "relu", norm: str = "batch", gate_bias: float = GATE_BIAS
+    ) -> None:
         super().__init__()
         self.transform = nn.Sequential(
             OrderedDict(
@@ -78,7 +89,8 @@ class HighwayConv(nn.Module):
             )
         )
         self.gate = nn.Conv2d(channels, channels, 3, padding=1)
-        nn.init.constant_(self.gate.bias, gate_bias)
+        self.gate_bias = gate_bias
+        reset_gate(self.gate, gate_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = torch.sigmoid(self.gate(x))

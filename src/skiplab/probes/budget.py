@@ -75,7 +75,6 @@ def _small_builds(cfg: StackConfig) -> tuple[list[int], list[int], list[int], li
 
 def price_stack(cfg: StackConfig, batch: int) -> Price:
     """Parameters, FLOPs and activation bytes of `build_stack(cfg)` on a batch, without building it."""
-    cfg.validate()
     if batch < 1:
         raise ValueError(f"batch must be >= 1; got {batch}")
     params, flops, act2, act3 = _small_builds(replace(cfg, depth=1))

@@ -113,7 +113,15 @@ def bypass_metrics(
     check_int("batch", batch, 1, 1024)
     check_int("seed", seed, 0, 2**31 - 1)
     choice("activation", activation, tuple(ACTIVATIONS))
-    cfg = StackConfig(layers, width, "identity" if skips else "none", activation, "none", "he", preact, (width,))
+    cfg = StackConfig(
+        depth=layers,
+        width=width,
+        skip="identity" if skips else "none",
+        activation=activation,
+        norm="none",
+        preact=preact,
+        in_shape=(width,),
+    )
     with seeded_stack(cfg, seed) as model:
         blocks = [b for _, b in model.named_blocks()]
         x = torch.randn(batch, width)

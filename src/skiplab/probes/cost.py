@@ -264,7 +264,7 @@ def forget_built() -> None:
 
 def stack_cost(cfg: StackConfig, batch: int = 2, *, peak: bool = False) -> Cost:
     """`measure_cost` of the zoo stack `build_stack(cfg)`, measured once per configuration and batch."""
-    key = (cfg.validate(), batch, peak)
+    key = (cfg, batch, peak)
     cost = _STACK_COSTS.get(key)
     if cost is None:
         with seeded_stack(cfg, 0) as model:
@@ -314,7 +314,7 @@ def compare_skip_types(
 ) -> SkipTypeComparison:
     """Parameters, FLOPs, activation and peak memory, and gradient flow of every skip type.
 
-    Each is a conv stack (`StackConfig(depth, width, skip, in_shape=(3, size, size))`)
+    Each is a conv stack (`StackConfig(depth=depth, width=width, skip=skip, in_shape=(3, size, size))`)
     at the same depth and width, initialised from the same seed and measured
     on the same synthetic batch. depth 1..200, width 1..256, size 1..64,
     batch 2..256. A dense stack's input grows by `width` channels per layer,
@@ -335,7 +335,9 @@ def compare_skip_types(
     with threads(1):
         rows = []
         for skip in skips:
-            cfg = StackConfig(depth, width, skip, activation, norm, "he", False, (3, size, size)).validate()
+            cfg = StackConfig(
+                depth=depth, width=width, skip=skip, activation=activation, norm=norm, in_shape=(3, size, size)
+            )
             x, y = synthetic_batch(cfg, batch, seed)
             with seeded_stack(cfg, seed) as model:
                 costs = _STEP_COSTS.get((cfg, batch))

@@ -341,7 +341,7 @@ def check_stack(cfg: StackConfig) -> StackConfig:
         raise ValueError(f"cfg must be a StackConfig; got {type(cfg).__name__}")
     check_int("depth", cfg.depth, 1, MAX_DEPTH)
     check_int("width", cfg.width, 1, MAX_WIDTH)
-    return cfg.validate()
+    return cfg
 
 
 def stack_gradient_flow(cfg: StackConfig, batch: int = 64, seed: int = 0, flush_denormal: bool = True) -> GradientFlow:

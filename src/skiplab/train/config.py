@@ -15,7 +15,7 @@ SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     model: str = "resconv20"  # a registered model, or any depth of resconv/plainconv/resmlp/plainmlp/resnet/plain
     data: str = "digits"  # digits | cifar10 | spirals | blobs | parity
@@ -37,6 +37,9 @@ class TrainConfig:
     cpu_bf16: bool = False  # bfloat16 autocast on the CPU too: ~2x on CPUs with AMX (make bench); other numbers
     channels_last: bool = True  # NHWC memory format for conv nets on CUDA, and on the CPU for images >= 16x16
     threads: int = 0  # torch intra-op threads for this run; 0 leaves torch's default
+
+    def __post_init__(self) -> None:
+        self.validate()
 
     def validate(self) -> TrainConfig:
         def positive_int(name: str, low: int = 1) -> None:
@@ -76,7 +79,7 @@ class TrainConfig:
         unknown = sorted(set(changes) - known)
         if unknown:
             raise ValueError(f"unknown config field(s) {', '.join(unknown)}; fields are {', '.join(sorted(known))}")
-        return dataclasses.replace(self, **changes).validate()
+        return dataclasses.replace(self, **changes)  # checked by __post_init__
 
     def to_dict(self) -> dict:
         d = asdict(self)

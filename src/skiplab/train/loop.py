@@ -275,7 +275,6 @@ def loss_of_first_batch(cfg: TrainConfig) -> dict:
     augmentation as `train`: the point where two machines start from
     bit-identical numbers, so their difference here is rounding alone.
     """
-    cfg = cfg.validate()
     data = load_dataset(cfg.data, seed=cfg.seed, root=cfg.data_root, held_out=cfg.held_out)
     with seeded(cfg.seed):
         model = build_model(cfg.model, data.input_shape, data.num_classes, cfg.width).train()
@@ -322,7 +321,6 @@ def train(
     threads and device). on_epoch(metrics) runs after every epoch; on_step(step, steps_per_epoch) after every
     batch (progress bars); should_stop() before every batch.
     """
-    cfg = cfg.validate()
     if resume and run_dir is None:
         raise ValueError("resume needs the run folder that holds the checkpoint (run_dir / --run-dir)")
     old_threads = torch.get_num_threads()
