@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from skiplab import experiments as exp
 from skiplab.nn import cifar_resnet
 from skiplab.train import TrainConfig, train_step
-from skiplab.train.loop import autocast_for, cpu_has_native_bf16, use_channels_last
+from skiplab.train.device import autocast_for, cpu_has_native_bf16, use_channels_last
 
 BATCH = 128
 

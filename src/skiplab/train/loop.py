@@ -19,7 +19,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +32,9 @@ from skiplab.provenance import git_revision, machine, versions
 from skiplab.seeding import seeded
 from skiplab.train import checkpoint, distributed
 from skiplab.train.config import TrainConfig
+from skiplab.train.device import autocast_for, resolve_device, use_channels_last
 from skiplab.train.models import build_model
+from skiplab.train.records import EpochMetrics, RunResult
 from skiplab.train.schedule import lr_at
 
 if TYPE_CHECKING:  # train writes to any store with RunStore's methods; experiments and the CLI open one
@@ -41,114 +43,12 @@ if TYPE_CHECKING:  # train writes to any store with RunStore's methods; experime
 EVAL_BATCH = 1024  # held-out examples per forward pass (no gradients kept)
 
 
-@dataclass(frozen=True)
-class EpochMetrics:
-    epoch: int  # 1-based: metrics after this many epochs
-    train_loss: float  # mean cross-entropy over the epoch's training batches (train mode)
-    train_error: float  # share of training examples misclassified during the epoch
-    test_loss: float  # held-out cross-entropy after the epoch (eval mode)
-    test_error: float
-    lr: float  # learning rate at the epoch's last step
-    grad_norm_mean: float  # global L2 norm of the gradient, mean over the epoch's steps
-    grad_norm_max: float
-    grad_norm_min: float
-    seconds: float  # wall time of the epoch (training and evaluation)
-    images_per_s: float  # training throughput of this process
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    run_id: str
-    status: str  # completed | stopped | diverged
-    message: str
-    config: dict
-    epochs: list[EpochMetrics]
-    seconds: float
-    params: int
-    data: dict
-    versions: dict
-    git_revision: str | None
-    machine: dict = field(default_factory=dict)  # CPU, torch's CPU capability and threads (provenance.machine)
-    resumed_from: int = 0  # epochs that came from a checkpoint
-    rank: int = 0  # this process's rank under torchrun (0 otherwise): only rank 0 stores and checkpoints
-    rank_checksums: list[str] = field(default_factory=list)  # SHA-256 of each rank's final weights (torchrun)
-    model: nn.Module | None = field(default=None, repr=False, compare=False)  # the trained network, not serialised
-
-    @property
-    def best_train_loss(self) -> float | None:
-        finite = [e.train_loss for e in self.epochs if math.isfinite(e.train_loss)]
-        return min(finite) if finite else None
-
-    def to_dict(self) -> dict:
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "message": self.message,
-            "config": self.config,
-            "epochs": [e.to_dict() for e in self.epochs],
-            "seconds": self.seconds,
-            "params": self.params,
-            "data": self.data,
-            "versions": self.versions,
-            "git_revision": self.git_revision,
-            "machine": self.machine,
-            "resumed_from": self.resumed_from,
-            "rank": self.rank,
-            "rank_checksums": self.rank_checksums,
-            "best_train_loss": self.best_train_loss,
-        }
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda was asked for, but torch sees no CUDA device; use --device cpu or auto")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def use_channels_last(cfg: TrainConfig, device: torch.device, input_shape: tuple[int, ...]) -> bool:
-    """NHWC for conv nets on CUDA, and on the CPU for images of 16x16 and up.
-
-    Measured on the 2-core development CPU (bench/bench_train.py): channels-last trains CIFAR ResNet-20/56
-    faster than NCHW, but slowed the 8x8 digits conv stacks (resconv8: 45 ms vs 31 ms a step).
-    """
-    if not cfg.channels_last or len(input_shape) != 3:
-        return False
-    return device.type == "cuda" or min(input_shape[1:]) >= 16
-
-
 def weights_checksum(model: nn.Module) -> str:
     h = hashlib.sha256()
     for k, v in sorted(model.state_dict().items()):
         h.update(k.encode())
         h.update(v.detach().to("cpu").contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), as oneDNN reports it."""
-    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def autocast_for(cfg: TrainConfig, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
-    """The mixed-precision context of a training step: bfloat16 on CUDA (amp) or on the CPU (cpu_bf16), or none.
-
-    bfloat16 keeps float32's range, so no loss scaling is needed; weights,
-    optimizer state and BatchNorm statistics stay float32. On a CPU without
-    native bfloat16 the conversions would make it slower than float32, so
-    cpu_bf16 is refused there.
-    """
-    if device.type == "cuda" and cfg.amp:
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-    if device.type == "cpu" and cfg.cpu_bf16:
-        if not cpu_has_native_bf16():
-            raise ValueError("cpu_bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX); train in float32")
-        return lambda: torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext
 
 
 def train_step(
@@ -319,7 +219,8 @@ def train(
 
     resume: continue from the last checkpoint in `run_dir` (its config must match `cfg`, except epochs,
     threads and device). on_epoch(metrics) runs after every epoch; on_step(step, steps_per_epoch) after every
-    batch (progress bars); should_stop() before every batch.
+    batch (progress bars); should_stop() before every batch. cfg.threads (when not 0) sets torch's thread
+    count for the run; the caller's is restored afterwards.
     """
     if resume and run_dir is None:
         raise ValueError("resume needs the run folder that holds the checkpoint (run_dir / --run-dir)")
@@ -327,28 +228,54 @@ def train(
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
-        return _train(cfg, on_epoch, should_stop, store, run_dir, resume, run_id, name, on_step)
+        t_start = time.perf_counter()
+        run = _start(cfg, run_dir=run_dir, resume=resume, run_id=run_id)
+        try:
+            _record_start(run, store, name)
+        except BaseException:
+            distributed.shutdown(run.ctx)
+            raise
+        return _run_epochs(run, store, run_dir, on_epoch, should_stop, on_step, t_start)
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _train(cfg, on_epoch, should_stop, store, run_dir, resume, run_id, name, on_step) -> RunResult:
-    t_start = time.perf_counter()
+@dataclass
+class _Run:
+    """A run between its steps: what it trains, on what, and what it has done so far."""
+
+    cfg: TrainConfig
+    device: torch.device
+    autocast: Callable[[], contextlib.AbstractContextManager]
+    data: Dataset
+    ctx: distributed.DistContext
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    channels_last: bool
+    run_id: str
+    start_epoch: int
+    history: list[EpochMetrics]
+    provenance: dict  # versions, git_revision, machine
+
+    def checkpoint_meta(self) -> dict:
+        history = [m.to_dict() for m in self.history]
+        return {"run_id": self.run_id, "config": self.cfg.to_dict(), "history": history, **self.provenance}
+
+
+def _start(cfg: TrainConfig, *, run_dir: str | Path | None, resume: bool, run_id: str | None) -> _Run:
+    """Check what can be refused before anything is stored, then build the network (or restore it)."""
     device = resolve_device(cfg.device)
-    autocast = autocast_for(cfg, device)  # before anything is stored: cpu_bf16 may be refused here
+    autocast = autocast_for(cfg, device)  # cpu_bf16 may be refused here
     data = load_dataset(cfg.data, seed=cfg.seed, root=cfg.data_root, held_out=cfg.held_out)
     if not resume and run_dir is not None and checkpoint.has_checkpoint(run_dir):
         raise ValueError(f"run folder {str(run_dir)!r} already holds a checkpoint: resume it or choose another folder")
     ckpt = checkpoint.load_checkpoint(run_dir) if resume else None
-    if ckpt is not None:
-        diff = _config_differences(ckpt.meta["config"], cfg)
-        if diff:
-            raise ValueError("the checkpoint was made with a different config: " + "; ".join(diff))
+    if ckpt is not None and (diff := _config_differences(ckpt.meta["config"], cfg)):
+        raise ValueError("the checkpoint was made with a different config: " + "; ".join(diff))
     ctx = distributed.init_from_env(device)
     try:
         with seeded(cfg.seed):  # weights from the seed alone, even while a probe runs in another thread
-            model = build_model(cfg.model, data.input_shape, data.num_classes, cfg.width)
-        model = model.to(device)
+            model = build_model(cfg.model, data.input_shape, data.num_classes, cfg.width).to(device)
         channels_last = use_channels_last(cfg, device, data.input_shape)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -358,88 +285,89 @@ def _train(cfg, on_epoch, should_stop, store, run_dir, resume, run_id, name, on_
             checkpoint.restore(ckpt, model, optimizer)
             history = [EpochMetrics(**m) for m in ckpt.meta["history"]][: ckpt.epoch]
             run_id = ckpt.meta["run_id"]
-        run_id = run_id or uuid.uuid4().hex[:12]
-        start_epoch = ckpt.epoch if ckpt is not None else 0
-        params = sum(p.numel() for p in model.parameters())
-        vers, rev, where = versions(), git_revision(), machine()
-        if store is not None and ctx.is_main:
-            store.create_run(
-                run_id, cfg.to_dict(), name=name, seed=cfg.seed, versions=vers, git_revision=rev, machine=where
-            )
-            # Epochs after the checkpoint were computed by the killed process; they are replayed now.
-            store.truncate_epochs(run_id, start_epoch)
-            store.put_epochs(run_id, [m.to_dict() for m in history])
     except BaseException:
         distributed.shutdown(ctx)
         raise
+    provenance = {"versions": versions(), "git_revision": git_revision(), "machine": machine()}
+    return _Run(
+        cfg, device, autocast, data, ctx, model, optimizer, channels_last, run_id or uuid.uuid4().hex[:12],
+        ckpt.epoch if ckpt is not None else 0, history, provenance,
+    )  # fmt: skip
+
+
+def _record_start(run: _Run, store: RunStore | None, name: str) -> None:
+    """The run in the store as running, with the epochs a checkpoint brought (later ones are replayed)."""
+    if store is None or not run.ctx.is_main:
+        return
+    store.create_run(run.run_id, run.cfg.to_dict(), name=name, seed=run.cfg.seed, **run.provenance)
+    store.truncate_epochs(run.run_id, run.start_epoch)
+    store.put_epochs(run.run_id, [m.to_dict() for m in run.history])
+
+
+def _metrics(epoch: int, ep: _EpochPass, test: tuple[float, float], seconds: float) -> EpochMetrics:
+    gn = torch.stack(ep.grad_norms)
+    return EpochMetrics(
+        epoch=epoch + 1,
+        train_loss=(ep.sums[0] / ep.sums[2]).item(),
+        train_error=(ep.sums[1] / ep.sums[2]).item(),
+        test_loss=test[0],
+        test_error=test[1],
+        lr=ep.lr,
+        grad_norm_mean=gn.mean().item(),
+        grad_norm_max=gn.max().item(),
+        grad_norm_min=gn.min().item(),
+        seconds=seconds,
+        images_per_s=ep.examples / seconds,
+    )
+
+
+def _run_epochs(run: _Run, store, run_dir, on_epoch, should_stop, on_step, t_start: float) -> RunResult:
+    """Train, evaluate, store and checkpoint epoch by epoch; a run that raises is stored as failed."""
+    cfg, ctx, model = run.cfg, run.ctx, run.model
+    status, message, checksums = "completed", "", []
     try:
-        net = distributed.wrap(model, ctx, device)
-        status, message = "completed", ""
-        for epoch in range(start_epoch, cfg.epochs):
+        net = distributed.wrap(model, ctx, run.device)
+        for epoch in range(run.start_epoch, cfg.epochs):
             t0 = time.perf_counter()
             ep = _train_epoch(
-                cfg, epoch, data, net, optimizer, ctx, device, channels_last, autocast, should_stop, on_step
-            )
+                cfg, epoch, run.data, net, run.optimizer, ctx, run.device, run.channels_last, run.autocast,
+                should_stop, on_step,
+            )  # fmt: skip
             if ep.status != "completed":
                 status, message = ep.status, ep.message
                 break
             distributed.average_buffers(model, ctx)
-            test_loss, test_error = evaluate(model, data, device, ctx, channels_last)
-            gn = torch.stack(ep.grad_norms)
-            seconds = time.perf_counter() - t0
-            metrics = EpochMetrics(
-                epoch=epoch + 1,
-                train_loss=(ep.sums[0] / ep.sums[2]).item(),
-                train_error=(ep.sums[1] / ep.sums[2]).item(),
-                test_loss=test_loss,
-                test_error=test_error,
-                lr=ep.lr,
-                grad_norm_mean=gn.mean().item(),
-                grad_norm_max=gn.max().item(),
-                grad_norm_min=gn.min().item(),
-                seconds=seconds,
-                images_per_s=ep.examples / seconds,
-            )
-            history.append(metrics)
-            if ctx.is_main:
-                if store is not None:
-                    store.put_epoch(run_id, metrics.to_dict())
-                if run_dir is not None:
-                    meta = {
-                        "run_id": run_id,
-                        "config": cfg.to_dict(),
-                        "history": [m.to_dict() for m in history],
-                        "versions": vers,
-                        "git_revision": rev,
-                        "machine": where,
-                    }
-                    checkpoint.save_checkpoint(run_dir, epoch + 1, model, optimizer, meta)
+            test = evaluate(model, run.data, run.device, ctx, run.channels_last)
+            metrics = _metrics(epoch, ep, test, time.perf_counter() - t0)
+            run.history.append(metrics)
+            if ctx.is_main and store is not None:
+                store.put_epoch(run.run_id, metrics.to_dict())
+            if ctx.is_main and run_dir is not None:
+                checkpoint.save_checkpoint(run_dir, epoch + 1, model, run.optimizer, run.checkpoint_meta())
             if on_epoch is not None:
                 on_epoch(metrics)
         if store is not None and ctx.is_main:
-            store.finish(run_id, status, message)
+            store.finish(run.run_id, status, message)
         checksums = distributed.gather(weights_checksum(model), ctx) if ctx.enabled else []
         distributed.barrier(ctx)
     except BaseException as e:
         # A run that dies of an exception (or an interrupt) is recorded as failed, not left 'running' forever.
         if store is not None and ctx.is_main:
-            store.finish(run_id, "failed", f"{type(e).__name__}: {e}")
+            store.finish(run.run_id, "failed", f"{type(e).__name__}: {e}")
         raise
     finally:
         distributed.shutdown(ctx)
     return RunResult(
-        run_id=run_id,
+        run_id=run.run_id,
         status=status,
         message=message,
         config=cfg.to_dict(),
-        epochs=history,
+        epochs=run.history,
         seconds=time.perf_counter() - t_start,
-        params=params,
-        data=data.to_dict(),
-        versions=vers,
-        git_revision=rev,
-        machine=where,
-        resumed_from=start_epoch,
+        params=sum(p.numel() for p in model.parameters()),
+        data=run.data.to_dict(),
+        **run.provenance,
+        resumed_from=run.start_epoch,
         rank=ctx.rank,
         rank_checksums=checksums,
         model=model,
