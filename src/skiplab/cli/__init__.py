@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from skiplab.cli import models, probe, serve
+from skiplab.cli import experiment, models, probe, serve
 from skiplab.cli import train as train_cli
 
 app = typer.Typer(
@@ -18,7 +18,7 @@ app.add_typer(probe.app, name="probe")
 app.command("serve")(serve.serve)
 app.command("train")(train_cli.train_cmd)
 app.add_typer(train_cli.runs_app, name="runs")
-app.add_typer(train_cli.experiment_app, name="experiment")
+app.add_typer(experiment.experiment_app, name="experiment")
 
 
 def main() -> None:

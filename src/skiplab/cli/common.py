@@ -7,12 +7,15 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import click
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from skiplab.store import RunStore
 
 console = Console()
 err_console = Console(stderr=True)
@@ -78,3 +81,28 @@ def human_bytes(n: float) -> str:
         if abs(n) >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n:.0f} B"
+
+
+DEFAULT_STORE = Path("skiplab-runs.db")  # in the working directory, next to the user's run folders
+
+StoreOpt = Annotated[Path, typer.Option("--store", help="SQLite run store (created if missing).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def open_store(path: Path) -> RunStore:
+    with user_errors():
+        return RunStore(path)
+
+
+def parse_ints(option: str, text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{option} takes comma-separated integers, e.g. 20,56; got {text!r}") from None
+    if not values:
+        raise typer.BadParameter(f"{option} needs at least one integer")
+    return values
+
+
+def fmt(x: float | None, digits: int = 4) -> str:
+    return "-" if x is None else f"{x:.{digits}g}"

@@ -6,13 +6,11 @@ from typing import Annotated
 
 import typer
 
-from skiplab.cli.common import human_bytes, human_count, print_json, print_table, user_errors
+from skiplab.cli.common import JsonOpt, human_bytes, human_count, print_json, print_table, user_errors
 from skiplab.nn import get_spec, list_models
 from skiplab.probes import count_params, measure_cost
 
 app = typer.Typer(help="List the model zoo and measure a model.", no_args_is_help=True)
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 @app.command("list")

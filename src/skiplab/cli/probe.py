@@ -8,7 +8,15 @@ from typing import Annotated
 import torch
 import typer
 
-from skiplab.cli.common import exact_or_scientific, human_bytes, human_count, print_json, print_table, user_errors
+from skiplab.cli.common import (
+    JsonOpt,
+    exact_or_scientific,
+    human_bytes,
+    human_count,
+    print_json,
+    print_table,
+    user_errors,
+)
 from skiplab.nn import StackConfig, get_spec
 from skiplab.probes.anatomy import block_anatomy
 from skiplab.probes.bypass import bypass_metrics
@@ -20,7 +28,6 @@ from skiplab.train.trained import load_trained
 
 app = typer.Typer(help="Measure what skip connections do, on real networks.", no_args_is_help=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the network's initialisation and of the synthetic batch.")]
 
 

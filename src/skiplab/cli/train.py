@@ -1,4 +1,4 @@
-"""`skiplab train`, `skiplab runs list|show|export` and `skiplab experiment degradation|lesion|skip-types`.
+"""`skiplab train` and `skiplab runs list|show|export`.
 
 Thin adapters: parse the options, call `skiplab.train` / `skiplab.store`,
 render tables, JSON or a rich progress bar. No numerical logic lives here.
@@ -15,39 +15,22 @@ import click
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from skiplab import experiments as exp
-from skiplab.cli.common import console, err_console, print_json, print_table, user_errors
-from skiplab.experiments.results import results_payload, shipped_path, write_results
-from skiplab.store import RunStore
+from skiplab.cli.common import (
+    DEFAULT_STORE,
+    JsonOpt,
+    StoreOpt,
+    console,
+    err_console,
+    fmt,
+    open_store,
+    print_json,
+    print_table,
+    user_errors,
+)
 from skiplab.train import PRESETS, TrainConfig, preset, train
 from skiplab.train.checkpoint import read_meta
 
-DEFAULT_STORE = Path("skiplab-runs.db")  # in the working directory, next to the user's run folders
-
 runs_app = typer.Typer(help="The run store: list, show and export stored runs.", no_args_is_help=True)
-experiment_app = typer.Typer(help="The experiments behind the explainer.", no_args_is_help=True)
-
-StoreOpt = Annotated[Path, typer.Option("--store", help="SQLite run store (created if missing).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
-
-def _open_store(path: Path) -> RunStore:
-    with user_errors():
-        return RunStore(path)
-
-
-def _ints(option: str, text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise typer.BadParameter(f"{option} takes comma-separated integers, e.g. 20,56; got {text!r}") from None
-    if not values:
-        raise typer.BadParameter(f"{option} needs at least one integer")
-    return values
-
-
-def _fmt(x: float | None, digits: int = 4) -> str:
-    return "-" if x is None else f"{x:.{digits}g}"
 
 
 # ---------------------------------------------------------------- train
@@ -119,7 +102,7 @@ def train_cmd(
             cfg = preset(preset_name, **overrides)
         else:
             cfg = TrainConfig().replace(**{k: v for k, v in overrides.items() if v is not None})
-    run_store = None if no_store else _open_store(store)
+    run_store = None if no_store else open_store(store)
     quiet = json_ or not sys.stderr.isatty()
     progress = Progress(
         TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
@@ -153,12 +136,12 @@ def train_cmd(
         rows = [
             [
                 e.epoch,
-                _fmt(e.train_loss),
-                _fmt(e.train_error, 3),
-                _fmt(e.test_loss),
-                _fmt(e.test_error, 3),
-                _fmt(e.lr, 3),
-                _fmt(e.grad_norm_mean, 3),
+                fmt(e.train_loss),
+                fmt(e.train_error, 3),
+                fmt(e.test_loss),
+                fmt(e.test_error, 3),
+                fmt(e.lr, 3),
+                fmt(e.grad_norm_mean, 3),
                 f"{e.seconds:.1f}",
             ]
             for e in result.epochs
@@ -186,7 +169,7 @@ def runs_list(
     json_: JsonOpt = False,
 ) -> None:
     """Stored runs, newest first."""
-    s = _open_store(store)
+    s = open_store(store)
     with user_errors():
         runs = s.list(status=status, name=name, limit=limit)
     if json_:
@@ -195,7 +178,7 @@ def runs_list(
     print_table(
         f"{len(runs)} runs in {store}",
         ["id", "name", "model", "data", "seed", "status", "epochs", "best train loss"],
-        [[r.id, r.name, r.model, r.data, r.seed, r.status, r.epochs_done, _fmt(r.best_train_loss)] for r in runs],
+        [[r.id, r.name, r.model, r.data, r.seed, r.status, r.epochs_done, fmt(r.best_train_loss)] for r in runs],
     )
 
 
@@ -206,7 +189,7 @@ def runs_show(
     json_: JsonOpt = False,
 ) -> None:
     """One run: its config, versions and every epoch."""
-    s = _open_store(store)
+    s = open_store(store)
     with user_errors():
         run = s.get(run_id)
     if json_:
@@ -228,12 +211,12 @@ def runs_show(
         [
             [
                 e["epoch"],
-                _fmt(e["train_loss"]),
-                _fmt(e["train_error"], 3),
-                _fmt(e["test_loss"]),
-                _fmt(e["test_error"], 3),
-                _fmt(e["lr"], 3),
-                _fmt(e["seconds"], 3),
+                fmt(e["train_loss"]),
+                fmt(e["train_error"], 3),
+                fmt(e["test_loss"]),
+                fmt(e["test_error"], 3),
+                fmt(e["lr"], 3),
+                fmt(e["seconds"], 3),
             ]
             for e in run.epochs
         ],
@@ -250,7 +233,7 @@ def runs_export(
     """Export runs with their per-epoch metrics as CSV (one row per epoch) or JSON."""
     if fmt not in ("csv", "json"):
         raise typer.BadParameter(f"format must be one of csv, json; got {fmt!r}", param_hint="--format")
-    s = _open_store(store)
+    s = open_store(store)
     with user_errors():
         if fmt == "csv":
             text = s.export_csv(run_ids or None)
@@ -261,199 +244,3 @@ def runs_export(
     else:
         out.write_text(text)
         err_console.print(f"wrote {out}")
-
-
-# ---------------------------------------------------------------- experiments
-
-
-def _command(ctx: typer.Context) -> list[str]:
-    """The experiment's command with every setting spelled out (defaults too), as recorded in a results file."""
-    args = [ctx.parent.info_name if ctx.parent else "experiment", ctx.info_name or ""]
-    for param in ctx.command.params:
-        if param.name in ("store", "write_results_", "results_out", "json_"):
-            continue
-        args += [max(param.opts, key=len), str(ctx.params[param.name])]
-    return args
-
-
-def _keep_results(ctx: typer.Context, name: str, result_dict: dict, write_results_: bool, out: Path | None) -> None:
-    """With --write-results or --results-out, write the results file with the exact command that made it."""
-    target = out if out is not None else (shipped_path(name) if write_results_ else None)
-    if target is not None:
-        write_results(target, results_payload(name, _command(ctx), result_dict))
-        err_console.print(f"wrote {target}")
-
-
-WriteOpt = Annotated[bool, typer.Option("--write-results", help="Write the shipped results file in the package.")]
-OutOpt = Annotated[Path | None, typer.Option("--results-out", help="Write the results file here instead.")]
-
-
-def _on_run(quiet: bool):
-    def report(name: str, run: dict) -> None:
-        if not quiet:
-            best = run["best_train_loss"]
-            err_console.print(f"  {name}: {run['status']}, best train loss {_fmt(best)} ({run['seconds']:.1f} s)")
-
-    return report
-
-
-@experiment_app.command("degradation")
-def degradation_cmd(
-    ctx: typer.Context,
-    depths: Annotated[str, typer.Option(help="Comma-separated depths.")] = ",".join(
-        map(str, exp.DegradationConfig.depths)
-    ),
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = ",".join(
-        map(str, exp.DegradationConfig.seeds)
-    ),
-    family: Annotated[str, typer.Option(help="mlp | conv.")] = exp.DegradationConfig.family,
-    epochs: Annotated[int, typer.Option()] = exp.DegradationConfig.epochs,
-    lr: Annotated[float, typer.Option()] = exp.DegradationConfig.lr,
-    warmup: Annotated[float, typer.Option()] = exp.DegradationConfig.warmup_epochs,
-    batch: Annotated[int, typer.Option("--batch")] = exp.DegradationConfig.batch_size,
-    width: Annotated[int, typer.Option()] = exp.DegradationConfig.width,
-    tolerance: Annotated[float, typer.Option(help="Training-loss difference counted as equal.")] = (
-        exp.DegradationConfig.tolerance
-    ),
-    workers: Annotated[int, typer.Option(help="Runs trained at once (processes).")] = exp.DegradationConfig.workers,
-    store: StoreOpt = DEFAULT_STORE,
-    write_results_: WriteOpt = False,
-    results_out: OutOpt = None,
-    json_: JsonOpt = False,
-) -> None:
-    """Plain vs residual nets at two or more depths on the digits: does deeper train worse?"""
-    with user_errors():
-        cfg = exp.DegradationConfig(
-            depths=_ints("--depths", depths),
-            seeds=_ints("--seeds", seeds),
-            family=family,
-            epochs=epochs,
-            lr=lr,
-            warmup_epochs=warmup,
-            batch_size=batch,
-            width=width,
-            tolerance=tolerance,
-            workers=workers,
-        )
-        result = exp.degradation(cfg, store=_open_store(store), on_run=_on_run(json_))
-    _keep_results(ctx, "degradation", result.to_dict(), write_results_, results_out)
-    if json_:
-        print_json(result.to_dict())
-        return
-    label = {"plain": "plain", "res": "residual"}
-    print_table(
-        f"degradation on {cfg.data}: best training loss per seed ({', '.join(map(str, cfg.seeds))}), "
-        f"{cfg.epochs} epochs, {result.wall_seconds:.0f} s",
-        ["net", "best train loss", "final train err", "final held-out err"],
-        [
-            [
-                f"{label[r.kind]}-{r.depth}",
-                " ".join(_fmt(v, 3) for v in r.best_train_loss),
-                " ".join(_fmt(v, 3) for v in r.final_train_error),
-                " ".join(_fmt(v, 3) for v in r.final_test_error),
-            ]
-            for r in result.rows
-        ],
-    )
-    print_table(
-        "deeper is better?",
-        ["net", "depths", "per seed", "verdict"],
-        [[label[c.kind], f"{c.deep} vs {c.shallow}", " ".join(c.outcomes), c.summary] for c in result.comparisons],
-    )
-    console.print(result.verdict)
-
-
-@experiment_app.command("skip-types")
-def skip_types_cmd(
-    ctx: typer.Context,
-    skips: Annotated[str, typer.Option(help="Comma-separated skip types.")] = ",".join(exp.SkipTypesConfig.skips),
-    depth: Annotated[int, typer.Option()] = exp.SkipTypesConfig.depth,
-    width: Annotated[int, typer.Option()] = exp.SkipTypesConfig.width,
-    epochs: Annotated[int, typer.Option()] = exp.SkipTypesConfig.epochs,
-    lr: Annotated[float, typer.Option()] = exp.SkipTypesConfig.lr,
-    seed: Annotated[int, typer.Option()] = exp.SkipTypesConfig.seed,
-    workers: Annotated[int, typer.Option()] = exp.SkipTypesConfig.workers,
-    store: StoreOpt = DEFAULT_STORE,
-    write_results_: WriteOpt = False,
-    results_out: OutOpt = None,
-    json_: JsonOpt = False,
-) -> None:
-    """A short training of each skip type at equal depth and width."""
-    with user_errors():
-        cfg = exp.SkipTypesConfig(
-            skips=tuple(s.strip() for s in skips.split(",") if s.strip()),
-            depth=depth,
-            width=width,
-            epochs=epochs,
-            lr=lr,
-            seed=seed,
-            workers=workers,
-        )
-        result = exp.skip_types(cfg, store=_open_store(store), on_run=_on_run(json_))
-    _keep_results(ctx, "skip_types", result.to_dict(), write_results_, results_out)
-    if json_:
-        print_json(result.to_dict())
-        return
-    print_table(
-        f"skip types: depth {cfg.depth}, width {cfg.width}, {cfg.epochs} epochs, seed {cfg.seed}",
-        ["skip", "params", "best train loss", "final train err", "final held-out err", "s"],
-        [
-            [
-                r["skip"],
-                f"{r['params']:,}",
-                _fmt(r["best_train_loss"]),
-                _fmt(r["final_train_error"], 3),
-                _fmt(r["final_test_error"], 3),
-                f"{r['seconds']:.1f}",
-            ]
-            for r in result.rows
-        ],
-    )
-
-
-@experiment_app.command("lesion")
-def lesion_cmd(
-    ctx: typer.Context,
-    depth: Annotated[int, typer.Option()] = exp.LesionConfig.depth,
-    family: Annotated[str, typer.Option(help="mlp | conv.")] = exp.LesionConfig.family,
-    width: Annotated[int, typer.Option()] = exp.LesionConfig.width,
-    epochs: Annotated[int, typer.Option()] = exp.LesionConfig.epochs,
-    lr: Annotated[float, typer.Option()] = exp.LesionConfig.lr,
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = ",".join(map(str, exp.LesionConfig.seeds)),
-    workers: Annotated[int, typer.Option()] = exp.LesionConfig.workers,
-    store: StoreOpt = DEFAULT_STORE,
-    write_results_: WriteOpt = False,
-    results_out: OutOpt = None,
-    json_: JsonOpt = False,
-) -> None:
-    """Train a residual and a plain net, then delete each block in turn (Veit et al. 2016)."""
-    with user_errors():
-        cfg = exp.LesionConfig(
-            depth=depth,
-            family=family,
-            width=width,
-            epochs=epochs,
-            lr=lr,
-            seeds=_ints("--seeds", seeds),
-            workers=workers,
-        )
-        result = exp.lesion(cfg, store=_open_store(store), on_run=_on_run(json_))
-    _keep_results(ctx, "lesion", result.to_dict(), write_results_, results_out)
-    if json_:
-        print_json(result.to_dict())
-        return
-    print_table(
-        f"lesion: depth {cfg.depth} {cfg.family}, {cfg.epochs} epochs: held-out accuracy with one block deleted",
-        ["net", "seed", "intact", "mean after deleting one block", "worst", "best"],
-        [
-            [
-                r["net"],
-                r["seed"],
-                _fmt(r["intact_accuracy"], 3),
-                _fmt(r["mean_accuracy"], 3),
-                _fmt(r["worst_accuracy"], 3),
-                _fmt(r["best_accuracy"], 3),
-            ]
-            for r in result.rows
-        ],
-    )

@@ -1,0 +1,222 @@
+"""`skiplab experiment degradation|lesion|skip-types`: run a study, print its table, write its results file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from skiplab import experiments as exp
+from skiplab.cli.common import (
+    DEFAULT_STORE,
+    JsonOpt,
+    StoreOpt,
+    console,
+    err_console,
+    fmt,
+    open_store,
+    parse_ints,
+    print_json,
+    print_table,
+    user_errors,
+)
+from skiplab.experiments.results import results_payload, shipped_path, write_results
+
+experiment_app = typer.Typer(help="The experiments behind the explainer.", no_args_is_help=True)
+
+
+# ---------------------------------------------------------------- experiments
+
+
+def _command(ctx: typer.Context) -> list[str]:
+    """The experiment's command with every setting spelled out (defaults too), as recorded in a results file."""
+    args = [ctx.parent.info_name if ctx.parent else "experiment", ctx.info_name or ""]
+    for param in ctx.command.params:
+        if param.name in ("store", "write_results_", "results_out", "json_"):
+            continue
+        args += [max(param.opts, key=len), str(ctx.params[param.name])]
+    return args
+
+
+def _keep_results(ctx: typer.Context, name: str, result_dict: dict, write_results_: bool, out: Path | None) -> None:
+    """With --write-results or --results-out, write the results file with the exact command that made it."""
+    target = out if out is not None else (shipped_path(name) if write_results_ else None)
+    if target is not None:
+        write_results(target, results_payload(name, _command(ctx), result_dict))
+        err_console.print(f"wrote {target}")
+
+
+WriteOpt = Annotated[bool, typer.Option("--write-results", help="Write the shipped results file in the package.")]
+OutOpt = Annotated[Path | None, typer.Option("--results-out", help="Write the results file here instead.")]
+
+
+def _on_run(quiet: bool):
+    def report(name: str, run: dict) -> None:
+        if not quiet:
+            best = run["best_train_loss"]
+            err_console.print(f"  {name}: {run['status']}, best train loss {fmt(best)} ({run['seconds']:.1f} s)")
+
+    return report
+
+
+@experiment_app.command("degradation")
+def degradation_cmd(
+    ctx: typer.Context,
+    depths: Annotated[str, typer.Option(help="Comma-separated depths.")] = ",".join(
+        map(str, exp.DegradationConfig.depths)
+    ),
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = ",".join(
+        map(str, exp.DegradationConfig.seeds)
+    ),
+    family: Annotated[str, typer.Option(help="mlp | conv.")] = exp.DegradationConfig.family,
+    epochs: Annotated[int, typer.Option()] = exp.DegradationConfig.epochs,
+    lr: Annotated[float, typer.Option()] = exp.DegradationConfig.lr,
+    warmup: Annotated[float, typer.Option()] = exp.DegradationConfig.warmup_epochs,
+    batch: Annotated[int, typer.Option("--batch")] = exp.DegradationConfig.batch_size,
+    width: Annotated[int, typer.Option()] = exp.DegradationConfig.width,
+    tolerance: Annotated[float, typer.Option(help="Training-loss difference counted as equal.")] = (
+        exp.DegradationConfig.tolerance
+    ),
+    workers: Annotated[int, typer.Option(help="Runs trained at once (processes).")] = exp.DegradationConfig.workers,
+    store: StoreOpt = DEFAULT_STORE,
+    write_results_: WriteOpt = False,
+    results_out: OutOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Plain vs residual nets at two or more depths on the digits: does deeper train worse?"""
+    with user_errors():
+        cfg = exp.DegradationConfig(
+            depths=parse_ints("--depths", depths),
+            seeds=parse_ints("--seeds", seeds),
+            family=family,
+            epochs=epochs,
+            lr=lr,
+            warmup_epochs=warmup,
+            batch_size=batch,
+            width=width,
+            tolerance=tolerance,
+            workers=workers,
+        )
+        result = exp.degradation(cfg, store=open_store(store), on_run=_on_run(json_))
+    _keep_results(ctx, "degradation", result.to_dict(), write_results_, results_out)
+    if json_:
+        print_json(result.to_dict())
+        return
+    label = {"plain": "plain", "res": "residual"}
+    print_table(
+        f"degradation on {cfg.data}: best training loss per seed ({', '.join(map(str, cfg.seeds))}), "
+        f"{cfg.epochs} epochs, {result.wall_seconds:.0f} s",
+        ["net", "best train loss", "final train err", "final held-out err"],
+        [
+            [
+                f"{label[r.kind]}-{r.depth}",
+                " ".join(fmt(v, 3) for v in r.best_train_loss),
+                " ".join(fmt(v, 3) for v in r.final_train_error),
+                " ".join(fmt(v, 3) for v in r.final_test_error),
+            ]
+            for r in result.rows
+        ],
+    )
+    print_table(
+        "deeper is better?",
+        ["net", "depths", "per seed", "verdict"],
+        [[label[c.kind], f"{c.deep} vs {c.shallow}", " ".join(c.outcomes), c.summary] for c in result.comparisons],
+    )
+    console.print(result.verdict)
+
+
+@experiment_app.command("skip-types")
+def skip_types_cmd(
+    ctx: typer.Context,
+    skips: Annotated[str, typer.Option(help="Comma-separated skip types.")] = ",".join(exp.SkipTypesConfig.skips),
+    depth: Annotated[int, typer.Option()] = exp.SkipTypesConfig.depth,
+    width: Annotated[int, typer.Option()] = exp.SkipTypesConfig.width,
+    epochs: Annotated[int, typer.Option()] = exp.SkipTypesConfig.epochs,
+    lr: Annotated[float, typer.Option()] = exp.SkipTypesConfig.lr,
+    seed: Annotated[int, typer.Option()] = exp.SkipTypesConfig.seed,
+    workers: Annotated[int, typer.Option()] = exp.SkipTypesConfig.workers,
+    store: StoreOpt = DEFAULT_STORE,
+    write_results_: WriteOpt = False,
+    results_out: OutOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """A short training of each skip type at equal depth and width."""
+    with user_errors():
+        cfg = exp.SkipTypesConfig(
+            skips=tuple(s.strip() for s in skips.split(",") if s.strip()),
+            depth=depth,
+            width=width,
+            epochs=epochs,
+            lr=lr,
+            seed=seed,
+            workers=workers,
+        )
+        result = exp.skip_types(cfg, store=open_store(store), on_run=_on_run(json_))
+    _keep_results(ctx, "skip_types", result.to_dict(), write_results_, results_out)
+    if json_:
+        print_json(result.to_dict())
+        return
+    print_table(
+        f"skip types: depth {cfg.depth}, width {cfg.width}, {cfg.epochs} epochs, seed {cfg.seed}",
+        ["skip", "params", "best train loss", "final train err", "final held-out err", "s"],
+        [
+            [
+                r["skip"],
+                f"{r['params']:,}",
+                fmt(r["best_train_loss"]),
+                fmt(r["final_train_error"], 3),
+                fmt(r["final_test_error"], 3),
+                f"{r['seconds']:.1f}",
+            ]
+            for r in result.rows
+        ],
+    )
+
+
+@experiment_app.command("lesion")
+def lesion_cmd(
+    ctx: typer.Context,
+    depth: Annotated[int, typer.Option()] = exp.LesionConfig.depth,
+    family: Annotated[str, typer.Option(help="mlp | conv.")] = exp.LesionConfig.family,
+    width: Annotated[int, typer.Option()] = exp.LesionConfig.width,
+    epochs: Annotated[int, typer.Option()] = exp.LesionConfig.epochs,
+    lr: Annotated[float, typer.Option()] = exp.LesionConfig.lr,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = ",".join(map(str, exp.LesionConfig.seeds)),
+    workers: Annotated[int, typer.Option()] = exp.LesionConfig.workers,
+    store: StoreOpt = DEFAULT_STORE,
+    write_results_: WriteOpt = False,
+    results_out: OutOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Train a residual and a plain net, then delete each block in turn (Veit et al. 2016)."""
+    with user_errors():
+        cfg = exp.LesionConfig(
+            depth=depth,
+            family=family,
+            width=width,
+            epochs=epochs,
+            lr=lr,
+            seeds=parse_ints("--seeds", seeds),
+            workers=workers,
+        )
+        result = exp.lesion(cfg, store=open_store(store), on_run=_on_run(json_))
+    _keep_results(ctx, "lesion", result.to_dict(), write_results_, results_out)
+    if json_:
+        print_json(result.to_dict())
+        return
+    print_table(
+        f"lesion: depth {cfg.depth} {cfg.family}, {cfg.epochs} epochs: held-out accuracy with one block deleted",
+        ["net", "seed", "intact", "mean after deleting one block", "worst", "best"],
+        [
+            [
+                r["net"],
+                r["seed"],
+                fmt(r["intact_accuracy"], 3),
+                fmt(r["mean_accuracy"], 3),
+                fmt(r["worst_accuracy"], 3),
+                fmt(r["best_accuracy"], 3),
+            ]
+            for r in result.rows
+        ],
+    )
