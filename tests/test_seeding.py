@@ -4,7 +4,7 @@ import threading
 
 import torch
 
-from skiplab.nn.models import StackConfig, build_stack
+from skiplab.nn.stacks import StackConfig, build_stack
 from skiplab.seeding import seeded
 
 

@@ -36,7 +36,7 @@ def test_signal_retained_is_cos_squared():
 def test_gradient_strength_matches_an_independent_jacobian():
     # One example: the RMS singular value of d(output)/d(input) from torch.func, against the probe.
     m = bypass_metrics(layers=3, width=8, batch=1, seed=3)
-    from skiplab.nn.models import StackConfig, build_stack
+    from skiplab.nn.stacks import StackConfig, build_stack
     from skiplab.seeding import seeded
 
     with seeded(3):

@@ -12,14 +12,9 @@ from skiplab.nn.blocks import (
 )
 from skiplab.nn.models import (
     SKIP_TYPES,
-    ConvStack,
     DenseNet,
-    HighwayNet,
-    MLPStack,
     ResNet,
     SkipNet,
-    StackConfig,
-    build_stack,
     cifar_resnet,
     imagenet_resnet,
     preact_resnet,
@@ -37,5 +32,6 @@ from skiplab.nn.shortcuts import (
     make_linear_shortcut,
     make_shortcut,
 )
+from skiplab.nn.stacks import ConvStack, HighwayNet, MLPStack, StackConfig, build_stack
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -11,14 +11,12 @@ from torch import nn
 
 from skiplab.nn.models import (
     DenseNet,
-    HighwayNet,
-    StackConfig,
-    build_stack,
     cifar_resnet,
     imagenet_resnet,
     preact_resnet,
     se_cifar_resnet,
 )
+from skiplab.nn.stacks import HighwayNet, StackConfig, build_stack
 
 
 @dataclass(frozen=True)

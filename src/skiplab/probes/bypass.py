@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from skiplab.nn.layers import ACTIVATIONS
-from skiplab.nn.models import StackConfig
 from skiplab.nn.shortcuts import NoShortcut
+from skiplab.nn.stacks import StackConfig
 from skiplab.probes.common import check_int, choice, flush_denormals, seeded_stack, threads
 
 

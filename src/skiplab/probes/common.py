@@ -14,7 +14,8 @@ from contextlib import contextmanager
 import torch
 
 from skiplab.nn.layers import choice
-from skiplab.nn.models import SkipNet, StackConfig, build_stack
+from skiplab.nn.models import SkipNet
+from skiplab.nn.stacks import StackConfig, build_stack
 from skiplab.seeding import seeded
 
 __all__ = [

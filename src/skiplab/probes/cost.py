@@ -31,7 +31,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from skiplab.nn.models import SKIP_TYPES, StackConfig
+from skiplab.nn.models import SKIP_TYPES
+from skiplab.nn.stacks import StackConfig
 from skiplab.probes.common import auto_threads, check_int, choice, seeded_stack, threads
 
 

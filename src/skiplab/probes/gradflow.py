@@ -29,7 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from skiplab.nn.models import SkipNet, StackConfig
+from skiplab.nn.models import SkipNet
+from skiplab.nn.stacks import StackConfig
 from skiplab.probes.common import auto_threads, check_int, choice, finite, flush_denormals, seeded_stack, threads
 
 LOSSES: tuple[str, ...] = ("auto", "cross_entropy", "mse")

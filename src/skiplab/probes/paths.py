@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from skiplab.nn.blocks import ResidualBlock
-from skiplab.nn.models import SkipNet, StackConfig
+from skiplab.nn.models import SkipNet
 from skiplab.nn.shortcuts import NoShortcut
+from skiplab.nn.stacks import StackConfig
 from skiplab.probes.common import check_int, flush_denormals, seeded_stack, threads
 
 
