@@ -185,7 +185,7 @@ def test_flushing_denormals_changes_only_norms_that_have_vanished():
 
 
 def test_the_folk_story_note_follows_the_measurement():
-    from skiplab.probes.gradflow import compare_highways
+    from skiplab.probes.highway import compare_highways
 
     def pair(**kw):
         return [StackConfig(depth=30, skip=s, **kw) for s in ("none", "identity")]

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from skiplab.nn import StackConfig
-from skiplab.probes.gradflow import compare_highways
+from skiplab.probes.highway import compare_highways
 from skiplab.web.deps import COMPUTE, Engine
 from skiplab.web.schemas import GradientFlowOut
 
