@@ -34,6 +34,7 @@ from torch.utils.flop_counter import flop_registry
 from skiplab.nn.models import SKIP_TYPES
 from skiplab.nn.stacks import StackConfig
 from skiplab.probes.common import auto_threads, check_int, choice, seeded_stack, threads
+from skiplab.probes.gradflow import _probe_training_step, synthetic_batch
 
 
 @dataclass(frozen=True)
@@ -301,13 +302,30 @@ class SkipTypeComparison:
 
 
 COMPARED_SKIPS: tuple[str, ...] = ("identity", "projection", "dense", "highway", "se", "none")
+SKIP_TYPES_SIZE = 8  # height and width of the synthetic images compare_skip_types measures on
+SKIP_TYPES_BATCH = 8
+
+
+def skip_type_stacks(
+    depth: int = 8,
+    width: int = 16,
+    size: int = SKIP_TYPES_SIZE,
+    activation: str = "relu",
+    norm: str = "batch",
+    skips: tuple[str, ...] = COMPARED_SKIPS,
+) -> list[StackConfig]:
+    """The stacks `compare_skip_types` builds for these settings, in order (what a caller prices it by)."""
+    return [
+        StackConfig(depth=depth, width=width, skip=skip, activation=activation, norm=norm, in_shape=(3, size, size))
+        for skip in skips
+    ]
 
 
 def compare_skip_types(
     depth: int = 8,
     width: int = 16,
-    size: int = 8,
-    batch: int = 8,
+    size: int = SKIP_TYPES_SIZE,
+    batch: int = SKIP_TYPES_BATCH,
     activation: str = "relu",
     norm: str = "batch",
     skips: tuple[str, ...] = COMPARED_SKIPS,
@@ -321,8 +339,6 @@ def compare_skip_types(
     batch 2..256. A dense stack's input grows by `width` channels per layer,
     which is where its cost comes from.
     """
-    from skiplab.probes.gradflow import _probe_training_step, synthetic_batch  # gradflow imports this module
-
     check_int("depth", depth, 1, 200)
     check_int("width", width, 1, 256)
     check_int("size", size, 1, 64)
@@ -335,10 +351,8 @@ def compare_skip_types(
     # Small images are dispatch-bound: one thread is as fast, and does not stall when another process holds a core.
     with threads(1):
         rows = []
-        for skip in skips:
-            cfg = StackConfig(
-                depth=depth, width=width, skip=skip, activation=activation, norm=norm, in_shape=(3, size, size)
-            )
+        for cfg in skip_type_stacks(depth, width, size, activation, norm, skips):
+            skip = cfg.skip
             x, y = synthetic_batch(cfg, batch, seed)
             with seeded_stack(cfg, seed) as model:
                 costs = _STEP_COSTS.get((cfg, batch))

@@ -11,8 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from skiplab.nn import StackConfig
-from skiplab.probes.cost import compare_skip_types
+from skiplab.probes.cost import SKIP_TYPES_BATCH, compare_skip_types, skip_type_stacks
 from skiplab.web.article import tex
 from skiplab.web.deps import COMPUTE, Engine
 from skiplab.web.schemas import FlowSummaryOut
@@ -78,6 +77,5 @@ def skip_types(q: SkipTypesQuery) -> SkipTypesOut:
 
 @router.get("/skip-types", response_model=SkipTypesOut, responses=COMPUTE, summary="Every skip type, measured")
 async def skip_types_route(q: Annotated[SkipTypesQuery, Query()], engine: Engine) -> SkipTypesOut:
-    # the dense stack is the dearest: its every layer is wider than the one before
-    dense = StackConfig(depth=q.depth, width=q.width, skip="dense", in_shape=(3, 8, 8))
-    return await engine.run(skip_types, q, stacks=[(dense, 8)])
+    stacks = skip_type_stacks(depth=q.depth, width=q.width)
+    return await engine.run(skip_types, q, stacks=[(cfg, SKIP_TYPES_BATCH) for cfg in stacks])
