@@ -83,26 +83,26 @@ def train_cmd(
         "device": device,
         "cpu_bf16": cpu_bf16,
     }
+    given = {k: v for k, v in overrides.items() if v is not None}
     with user_errors():
+        if resume and run_dir is None:
+            raise typer.BadParameter("--resume needs --run-dir, the folder that holds the checkpoint")
         if resume:
-            if run_dir is None:
-                raise typer.BadParameter("--resume needs --run-dir, the folder that holds the checkpoint")
-            saved = TrainConfig.from_dict(read_meta(run_dir)["config"])
-            # On resume only the epochs (to extend a run), threads and device may change.
-            given = {k: v for k, v in overrides.items() if v is not None}
-            cfg = saved.replace(**{k: v for k, v in given.items() if k in ("epochs", "threads", "device")})
-            changed = sorted(
-                k for k, v in given.items() if k not in ("epochs", "threads", "device") and v != getattr(saved, k)
-            )
-            if changed:
-                raise ValueError(
-                    f"--resume keeps the checkpoint's config; these options differ from it: {', '.join(changed)}"
-                )
-        elif preset_name is not None:
-            cfg = preset(preset_name, **overrides)
+            cfg = TrainConfig.from_dict(read_meta(run_dir)["config"]).resumed(**given)
         else:
-            cfg = TrainConfig().replace(**{k: v for k, v in overrides.items() if v is not None})
+            cfg = preset(preset_name, **overrides) if preset_name is not None else TrainConfig().replace(**given)
     run_store = None if no_store else open_store(store)
+    progress, on_step, on_epoch = _progress(cfg, json_)
+    with progress, user_errors():
+        result = train(
+            cfg, store=run_store, run_dir=run_dir, resume=resume, on_epoch=on_epoch, on_step=on_step, name=name
+        )
+    if result.rank == 0:  # under torchrun, rank 0 reports for all
+        _report(result, cfg, json_)
+
+
+def _progress(cfg: TrainConfig, json_: bool):
+    """A progress bar on a terminal, a line per epoch otherwise (none with --json), and the hooks that feed it."""
     quiet = json_ or not sys.stderr.isatty()
     progress = Progress(
         TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
@@ -124,12 +124,10 @@ def train_cmd(
         if quiet and not json_:
             click.echo(f"epoch {m.epoch}/{cfg.epochs}: {info} ({m.seconds:.1f} s)", err=True)
 
-    with progress, user_errors():
-        result = train(
-            cfg, store=run_store, run_dir=run_dir, resume=resume, on_epoch=on_epoch, on_step=on_step, name=name
-        )
-    if result.rank != 0:
-        return  # under torchrun, rank 0 reports for all
+    return progress, on_step, on_epoch
+
+
+def _report(result, cfg: TrainConfig, json_: bool) -> None:
     if json_:
         print_json(result.to_dict())
     else:

@@ -15,6 +15,9 @@ SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
+RESUMABLE: tuple[str, ...] = ("epochs", "threads", "device")  # what may change when a run resumes
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     model: str = "resconv20"  # a registered model, or any depth of resconv/plainconv/resmlp/plainmlp/resnet/plain
@@ -72,6 +75,19 @@ class TrainConfig:
         if not 0 < self.held_out < 1:
             raise ValueError(f"held_out must be a fraction in (0, 1); got {self.held_out!r}")
         return self
+
+    def resumed(self, **given) -> TrainConfig:
+        """This (a checkpoint's) config with what a resume may change: epochs (to extend), threads, device.
+
+        Any other option given with a different value is refused: a resumed
+        run is the same run.
+        """
+        changed = sorted(k for k, v in given.items() if k not in RESUMABLE and v != getattr(self, k, v))
+        if changed:
+            raise ValueError(
+                f"--resume keeps the checkpoint's config; these options differ from it: {', '.join(changed)}"
+            )
+        return self.replace(**{k: v for k, v in given.items() if k in RESUMABLE})
 
     def replace(self, **changes) -> TrainConfig:
         """A copy with `changes`; unknown names are refused with the list of fields."""

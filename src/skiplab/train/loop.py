@@ -31,7 +31,7 @@ from skiplab.data import Dataset, load_dataset
 from skiplab.provenance import git_revision, machine, versions
 from skiplab.seeding import seeded
 from skiplab.train import checkpoint, distributed
-from skiplab.train.config import TrainConfig
+from skiplab.train.config import RESUMABLE, TrainConfig
 from skiplab.train.device import autocast_for, resolve_device, use_channels_last
 from skiplab.train.models import build_model
 from skiplab.train.records import EpochMetrics, RunResult
@@ -195,11 +195,10 @@ def _config_differences(saved: dict, cfg: TrainConfig) -> list[str]:
     now = cfg.to_dict()
     saved = TrainConfig.from_dict(saved).to_dict()  # fields added since the checkpoint take their defaults
     # The run's identity; threads and device may change between sessions, epochs may be extended.
-    ignore = {"threads", "device", "epochs"}
     return [
         f"{k}: checkpoint {saved.get(k)!r} vs now {v!r}"
         for k, v in now.items()
-        if k not in ignore and saved.get(k) != v
+        if k not in RESUMABLE and saved.get(k) != v
     ]
 
 
