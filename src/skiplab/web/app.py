@@ -113,7 +113,6 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
 
     static_url = f"/static/{static_version()}"
     plotly_url = f"/vendor/plotly-basic-{plotly_js_version()}.min.js"
-    app.state.article_html = render_article(static_url, plotly_url)
 
     @app.exception_handler(405)
     async def method_not_allowed(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -137,5 +136,6 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     for module in (bypass, anatomy, gradflow, skip_types, paths, pitfalls, results, jobs, runs):
         app.include_router(module.router, prefix="/api")
     app.mount(static_url, CachedStatic(directory=STATIC_DIR, max_age=settings.static_max_age_s), name="static")
+    app.state.article_html = render_article(static_url, plotly_url, app.openapi())
 
     return app

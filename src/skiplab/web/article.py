@@ -64,11 +64,38 @@ def display(latex: str) -> Markup:
     return Markup(convert(str(latex).strip(), display="block"))
 
 
-def render_article(static_url: str, plotly_url: str) -> str:
+def parameter_schemas(openapi: dict) -> dict[str, dict[str, dict]]:
+    """path → parameter name → its JSON schema, from the app's own OpenAPI document (query and JSON body)."""
+    out: dict[str, dict[str, dict]] = {}
+    components = openapi.get("components", {}).get("schemas", {})
+    for path, methods in openapi["paths"].items():
+        for op in methods.values():
+            params = out.setdefault(path, {})
+            for p in op.get("parameters", []):
+                params[p["name"]] = p["schema"]
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            if "$ref" in body:
+                params.update(components[body["$ref"].rsplit("/", 1)[1]].get("properties", {}))
+    return out
+
+
+def bounds_of(schemas: dict[str, dict[str, dict]]):
+    """The template's `bounds(path, name)`: the min and max attributes of a control, from its API parameter."""
+
+    def bounds(path: str, name: str) -> Markup:
+        schema = schemas[path][name]
+        return Markup(f'min="{schema["minimum"]:g}" max="{schema["maximum"]:g}"')
+
+    return bounds
+
+
+def render_article(static_url: str, plotly_url: str, openapi: dict) -> str:
+    """The page, its control bounds taken from `openapi` (the app's own schema: one source for both)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
     )
     env.filters.update(tex=tex, display=display)
+    env.globals["bounds"] = bounds_of(parameter_schemas(openapi))
     return env.get_template("article.html").render(static_url=static_url, plotly_url=plotly_url)
