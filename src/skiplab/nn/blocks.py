@@ -79,6 +79,22 @@ class BasicBlock(ResidualBlock):
         super().__init__(residual, stage_shortcut(shortcut, cin, cout, stride), make_activation(activation))
 
 
+def bottleneck_branch(cin: int, width: int, cout: int, stride: int = 1, activation: str = "relu") -> nn.Sequential:
+    """1x1 reduce, 3x3 (strided), 1x1 expand, each with BN: the residual branch of ResNet-50..152."""
+    return nn.Sequential(
+        OrderedDict(
+            conv1=conv1x1(cin, width),
+            bn1=nn.BatchNorm2d(width),
+            act1=make_activation(activation),
+            conv2=conv3x3(width, width, stride),
+            bn2=nn.BatchNorm2d(width),
+            act2=make_activation(activation),
+            conv3=conv1x1(width, cout),
+            bn3=nn.BatchNorm2d(cout),
+        )
+    )
+
+
 class Bottleneck(ResidualBlock):
     expansion = 4
 
@@ -86,18 +102,7 @@ class Bottleneck(ResidualBlock):
         self, cin: int, width: int, stride: int = 1, shortcut: str = "projection", activation: str = "relu"
     ) -> None:
         cout = width * self.expansion
-        residual = nn.Sequential(
-            OrderedDict(
-                conv1=conv1x1(cin, width),
-                bn1=nn.BatchNorm2d(width),
-                act1=make_activation(activation),
-                conv2=conv3x3(width, width, stride),
-                bn2=nn.BatchNorm2d(width),
-                act2=make_activation(activation),
-                conv3=conv1x1(width, cout),
-                bn3=nn.BatchNorm2d(cout),
-            )
-        )
+        residual = bottleneck_branch(cin, width, cout, stride, activation)
         super().__init__(residual, stage_shortcut(shortcut, cin, cout, stride), make_activation(activation))
 
 
@@ -199,6 +204,6 @@ class SEBottleneck(ResidualBlock):
         reduction: int = 16,
     ) -> None:
         cout = width * self.expansion
-        residual = Bottleneck(cin, width, stride, shortcut, activation).residual
+        residual = bottleneck_branch(cin, width, cout, stride, activation)
         residual.add_module("se", SqueezeExcite(cout, reduction))
         super().__init__(residual, stage_shortcut(shortcut, cin, cout, stride), make_activation(activation))

@@ -119,6 +119,7 @@ class ResNet(SkipNet):
         block: type[ResidualBlock],
         layers: list[int],
         widths: list[int],
+        *,
         stem: str = "cifar",
         in_channels: int = 3,
         num_classes: int = 10,
@@ -214,22 +215,22 @@ def cifar_resnet(
         BasicBlock,
         [n] * 3,
         [width, 2 * width, 4 * width],
-        "cifar",
-        in_channels,
-        num_classes,
-        "none" if plain else shortcut,
-        activation,
-        zero_init,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        shortcut="none" if plain else shortcut,
+        activation=activation,
+        zero_init=zero_init,
     )
 
 
 def preact_resnet(depth: int = 110, in_channels: int = 3, num_classes: int = 10) -> ResNet:
     """He et al. 2016's pre-activation CIFAR ResNets: basic blocks for 110, bottlenecks for 164 and 1001."""
     if depth in (164, 1001):
-        n = cifar_blocks_per_stage(depth, per_block=3)
-        return ResNet(PreActBottleneck, [n] * 3, [16, 32, 64], "cifar", in_channels, num_classes, "projection")
-    n = cifar_blocks_per_stage(depth)
-    return ResNet(PreActBasicBlock, [n] * 3, [16, 32, 64], "cifar", in_channels, num_classes, "projection")
+        n, block = cifar_blocks_per_stage(depth, per_block=3), PreActBottleneck
+    else:
+        n, block = cifar_blocks_per_stage(depth), PreActBasicBlock
+    widths = [16, 32, 64]
+    return ResNet(block, [n] * 3, widths, in_channels=in_channels, num_classes=num_classes, shortcut="projection")
 
 
 IMAGENET_LAYERS: dict[int, tuple[type[ResidualBlock], list[int]]] = {
@@ -248,13 +249,16 @@ def imagenet_resnet(depth: int = 50, num_classes: int = 1000, se: bool = False, 
     block, layers = IMAGENET_LAYERS[depth]
     if se:
         block = SEBottleneck if block is Bottleneck else SEBasicBlock
-    return ResNet(block, layers, [64, 128, 256, 512], "imagenet", 3, num_classes, "projection", "relu", zero_init)
+    return ResNet(
+        block, layers, [64, 128, 256, 512], stem="imagenet", num_classes=num_classes, shortcut="projection",
+        zero_init=zero_init,
+    )  # fmt: skip
 
 
 def se_cifar_resnet(depth: int = 20, num_classes: int = 10, in_channels: int = 3) -> ResNet:
     """A CIFAR ResNet whose basic blocks carry a squeeze-and-excitation gate (reduction 16)."""
     n = cifar_blocks_per_stage(depth)
-    return ResNet(SEBasicBlock, [n] * 3, [16, 32, 64], "cifar", in_channels, num_classes, "zeropad")
+    return ResNet(SEBasicBlock, [n] * 3, [16, 32, 64], in_channels=in_channels, num_classes=num_classes)
 
 
 # ---------------------------------------------------------------- DenseNet
