@@ -52,8 +52,13 @@ def machine() -> dict:
 
 
 def same_kernels(a: dict, b: dict) -> bool:
-    """Whether two `machine()` records promise bit-exact float32 reruns: same capability, same thread count."""
-    return all(a.get(k) is not None and a.get(k) == b.get(k) for k in ("arch", "capability", "threads"))
+    """Whether two `machine()` records promise bit-exact float32 reruns.
+
+    Same architecture, capability and thread count, and the same CPU model:
+    MKL and oneDNN choose their kernels by processor generation too, beyond
+    the capability PyTorch reports.
+    """
+    return all(a.get(k) is not None and a.get(k) == b.get(k) for k in ("arch", "capability", "threads", "cpu"))
 
 
 FLOAT32_UNIT_ROUNDOFF = 2.0**-24  # u: the largest relative error of one rounded float32 operation
