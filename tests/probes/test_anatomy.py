@@ -61,3 +61,13 @@ def test_basic_vs_bottleneck_cost_at_the_same_width():
 def test_bad_options(kwargs, match):
     with pytest.raises(ValueError, match=match):
         block_anatomy(**kwargs)
+
+
+def test_the_explanation_reads_the_measured_share():
+    from skiplab.probes.anatomy import explain
+
+    a = block_anatomy(zero_init=True)
+    assert a.residual_share == 0.0 and "small correction" in a.explanation
+    b = block_anatomy(scale=2.0)
+    assert b.residual_share == pytest.approx(b.residual_norm / (b.residual_norm + b.shortcut_norm))
+    assert "similar size" in explain(1.0, 1.0, 1.0, 1.4, 0.5) and "dominates" in explain(2.0, 3.0, 1.0, 3.2, 0.75)

@@ -70,9 +70,24 @@ class BlockAnatomy:
     shortcut: tuple[OpNorm, ...]  # the same along the shortcut
     sweep: tuple[ScalePoint, ...]  # the scales 0.1x..2.0x
     costs: tuple[BlockCost, ...]  # basic vs bottleneck at this width
+    residual_share: float  # |s·F(x)| / (|s·F(x)| + |shortcut(x)|) at this scale
+    explanation: str  # the measurement in one sentence: who dominates the sum, and what the output keeps
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def explain(scale: float, residual: float, shortcut: float, total: float, share: float) -> str:
+    """One sentence reading the measured norms: a small correction (share < 0.3), a balance (< 0.6), or not."""
+    nums = f"|s·F(x)| = {residual:.3g} against |x| = {shortcut:.3g}, so the sum |s·F(x) + x| is {total:.3g}"
+    if share < 0.3:
+        return f"At {scale:g}× the branch is a small correction: {nums} — the block is close to its shortcut."
+    if share < 0.6:
+        return (
+            f"At {scale:g}× branch and shortcut are of similar size: {nums}, larger than either "
+            "because the two are nearly uncorrelated at initialisation."
+        )
+    return f"At {scale:g}× the branch dominates: {nums} — the block behaves more like a plain layer."
 
 
 def make_block(form: str, width: int, activation: str = "relu") -> ResidualBlock:
@@ -183,4 +198,6 @@ def _anatomy(
         shortcut=tuple(shortcut_norms),
         sweep=tuple(p for p in points if p.scale in SWEEP),
         costs=block_costs(width, size),
+        residual_share=at.residual_share,
+        explanation=explain(scale, at.residual_norm, s_n, at.sum_norm, at.residual_share),
     )

@@ -66,26 +66,9 @@ class AnatomyOut(BaseModel):
     explanation: str
 
 
-def explain(a: dict) -> str:
-    """One sentence reading the measured norms: who dominates the sum, and what the output keeps."""
-    share = a["residual_norm"] / (a["residual_norm"] + a["shortcut_norm"])
-    nums = (
-        f"|s·F(x)| = {a['residual_norm']:.3g} against |x| = {a['shortcut_norm']:.3g}, "
-        f"so the sum |s·F(x) + x| is {a['sum_norm']:.3g}"
-    )
-    if share < 0.3:
-        return f"At {a['scale']:g}× the branch is a small correction: {nums} — the block is close to its shortcut."
-    if share < 0.6:
-        return (
-            f"At {a['scale']:g}× branch and shortcut are of similar size: {nums}, larger than either "
-            "because the two are nearly uncorrelated at initialisation."
-        )
-    return f"At {a['scale']:g}× the branch dominates: {nums} — the block behaves more like a plain layer."
-
-
 def anatomy_of(q: AnatomyQuery) -> AnatomyOut:
     d = block_anatomy(form=q.form, width=WIDTH, scale=q.scale, seed=SEED).to_dict()
-    return AnatomyOut(**d, explanation=explain(d))
+    return AnatomyOut(**d)
 
 
 @router.get("/anatomy", response_model=AnatomyOut, responses=COMPUTE, summary="Norms inside one residual block")
