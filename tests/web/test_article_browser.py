@@ -118,6 +118,12 @@ def test_block_explorer_slider_scales_the_branch(page, session):
 
 def test_gradient_highway_skips_off_in_a_deep_sigmoid_stack_drop_the_first_layer_gradient(page, session):
     assert page.locator("#w-gradflow [data-role=note]").is_visible()  # relu + BN default: folk story contradicted
+    # The chart's colours are the stylesheet's palette (one source for page and charts).
+    colours = page.eval_on_selector("#w-gradflow [data-role=chart]", "d => d.data.map(t => t.line.color)")
+    css = page.evaluate(
+        "['plain', 'residual'].map(n => getComputedStyle(document.documentElement).getPropertyValue('--' + n).trim())"
+    )
+    assert colours == css and all(c.startswith("#") for c in colours)
     for name, value in (("activation", "sigmoid"), ("norm", "none"), ("preact", "true")):
         operate(page, "gradflow", name, value)
     first = page.locator("#w-gradflow table tbody tr").first.locator("td")

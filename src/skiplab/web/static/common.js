@@ -133,7 +133,24 @@ export function bindWidget(el, render, { endpoint = el.dataset.endpoint, form = 
 
 // ------------------------------------------------------------------ drawing
 
-export const COLORS = { plain: "#c2410c", residual: "#1d4ed8", accent: "#047857", muted: "#6b7280" };
+// The palette is the stylesheet's (--plain, --residual, --good, --muted): one place for the page and its charts.
+// Read when a chart is drawn, by then the stylesheet has surely applied.
+const palette = (name) => getComputedStyle(document.documentElement).getPropertyValue(`--${name}`).trim();
+export const COLORS = {
+  get plain() { return palette("plain"); },
+  get residual() { return palette("residual"); },
+  get accent() { return palette("good"); },
+  get muted() { return palette("muted"); },
+};
+
+// Per-layer weight-gradient norms of one GradientFlow as a log-scale line (a norm of 0, an underflow, is a gap).
+export const gradientTrace = (flow, name, color) => ({
+  x: flow.layers.map((_, i) => i + 1),
+  y: flow.layers.map((l) => (l.weight_grad_norm > 0 ? l.weight_grad_norm : null)),
+  name,
+  mode: "lines",
+  line: { color, width: 2 },
+});
 
 // plotly.js runs only when the first chart is drawn (see the article's <head>), and not before every widget
 // has shown its numbers (or `holdPlotly`'s promise settled otherwise): one script tag, one promise.

@@ -1,16 +1,5 @@
 // Gradient highway: per-layer gradient norms of plain vs residual stacks (log scale), from one real backward pass.
-import { COLORS, bindWidget, fmt, plot, table } from "../common.js";
-
-function trace(flow, name, color) {
-  const layers = flow.layers;
-  return {
-    x: layers.map((_, i) => i + 1),
-    y: layers.map((l) => (l.weight_grad_norm > 0 ? l.weight_grad_norm : null)),
-    name,
-    mode: "lines",
-    line: { color, width: 2 },
-  };
-}
+import { COLORS, bindWidget, fmt, gradientTrace, plot, table } from "../common.js";
 
 async function render(el, data) {
   const rows = [
@@ -27,7 +16,7 @@ async function render(el, data) {
   note.hidden = !data.note;
   note.textContent = data.note || "";
   const chart = el.querySelector("[data-role=chart]");
-  await plot(chart, [trace(data.plain, "plain", COLORS.plain), trace(data.residual, "residual", COLORS.residual)], {
+  await plot(chart, [gradientTrace(data.plain, "plain", COLORS.plain), gradientTrace(data.residual, "residual", COLORS.residual)], {
     xaxis: { title: { text: "layer (input → output)" } },
     yaxis: { title: { text: "|dL/dW|" }, type: "log", exponentformat: "power" },
   });

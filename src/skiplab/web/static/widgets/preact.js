@@ -1,13 +1,5 @@
 // Pitfall: post- vs pre-activation residual stacks, per-layer weight-gradient norms.
-import { COLORS, bindWidget, fmt, plot, readout } from "../common.js";
-
-const line = (flow, name, color) => ({
-  x: flow.layers.map((_, i) => i + 1),
-  y: flow.layers.map((l) => (l.weight_grad_norm > 0 ? l.weight_grad_norm : null)),
-  name,
-  mode: "lines",
-  line: { color, width: 2 },
-});
+import { COLORS, bindWidget, fmt, gradientTrace, plot, readout } from "../common.js";
 
 async function render(el, data) {
   const s = (f) => f.weight_summary;
@@ -17,7 +9,7 @@ async function render(el, data) {
     ["post: spread (var. of log10)", fmt(s(data.post).log10_variance)],
     ["pre: spread (var. of log10)", fmt(s(data.pre).log10_variance)],
   ]);
-  await plot(el.querySelector("[data-role=chart]"), [line(data.post, "post-activation", COLORS.plain), line(data.pre, "pre-activation", COLORS.residual)], {
+  await plot(el.querySelector("[data-role=chart]"), [gradientTrace(data.post, "post-activation", COLORS.plain), gradientTrace(data.pre, "pre-activation", COLORS.residual)], {
     xaxis: { title: { text: "block (input → output)" } },
     yaxis: { title: { text: "|dL/dW|" }, type: "log", exponentformat: "power" },
   });
