@@ -91,6 +91,7 @@ def measure() -> dict:
 
 def run() -> dict:
     from skiplab.provenance import older_kernels_env
+    from skiplab.web.settings import WebSettings
 
     results = {}
     for label, env in (("this_cpu", {}), ("older_kernels", older_kernels_env())):
@@ -106,7 +107,7 @@ def run() -> dict:
         if proc.returncode != 0:
             raise RuntimeError(proc.stderr[-3000:])
         results[label] = json.loads(proc.stdout.strip().splitlines()[-1])
-    results["cap_s"] = 10.0
+    results["cap_s"] = WebSettings().compute_timeout_s
     results["server_errors"] = sum(
         n for r in results.values() if isinstance(r, dict) for w in r["widgets"].values()
         for s, n in w["statuses"].items() if int(s) >= 500
