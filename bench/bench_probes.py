@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from skiplab.nn import StackConfig, build_stack, create_model
 from skiplab.probes.anatomy import block_anatomy
 from skiplab.probes.bypass import bypass_metrics
+from skiplab.probes.common import auto_threads, tuned
 from skiplab.probes.cost import compare_skip_types, forget_built, forward_flops, measure_cost, saved_activation_bytes
 from skiplab.probes.gradflow import gradient_flow, select_modules, stack_gradient_flow, synthetic_batch
 from skiplab.probes.paths import gradient_by_path_length, path_length_distribution
@@ -77,6 +78,8 @@ def median_ms(fn, reps: int) -> float:
 
 
 def _compare(model, x, y, reps: int, **probe_kw) -> dict:
+    # The probe as the server runs it: threads by workload, subnormals flushed (both asked for explicitly).
+    probe_kw = {"num_threads": auto_threads(x), "flush_denormal": True, **probe_kw}
     probe = median_ms(lambda: gradient_flow(model, x, y, **probe_kw), reps)
     base = median_ms(lambda: hook_baseline(model, x, y), reps)
     # The two agree: same norms from the same network, exactly when both treat subnormal floats alike.
@@ -84,7 +87,7 @@ def _compare(model, x, y, reps: int, **probe_kw) -> dict:
     theirs = [n for _, n, _ in hook_baseline(model, x, y)]
     agree = all(math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-37) for a, b in zip(exact, theirs))
     # What flushing changed: the largest true norm that the flushed probe reports differently.
-    flushed = [la.input_grad_norm for la in gradient_flow(model, x, y).layers]
+    flushed = [la.input_grad_norm for la in gradient_flow(model, x, y, flush_denormal=True).layers]
     changed = [b for a, b in zip(flushed, exact) if not math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-37)]
     return {
         "probe_ms": probe,
@@ -120,7 +123,8 @@ def run() -> dict:
     out: dict = {"threads_available": torch.get_num_threads(), "load_average_before": os.getloadavg()[0]}
     model, x, y = _mlp(100)
     out["mlp_depth100"] = {**_compare(model, x, y, 21), "goal_ms": 25}
-    out["mlp_depth100_end_to_end_ms"] = median_ms(lambda: stack_gradient_flow(StackConfig(depth=100)), 7)
+    with tuned(1, flush_denormal=True):
+        out["mlp_depth100_end_to_end_ms"] = median_ms(lambda: stack_gradient_flow(StackConfig(depth=100)), 7)
     sig = _mlp(100, activation="sigmoid", norm="none", skip="none")
     out["mlp_depth100_sigmoid_plain"] = _compare(*sig, 11)
     out["mlp_depth1000"] = {**_compare(*_mlp(1000), 5), "goal_ms": 400}
@@ -139,17 +143,22 @@ def run() -> dict:
         "gradient_by_path_length()": lambda: gradient_by_path_length(),
     }
     # Warm: shape-only costs remembered (probes.cost), as in a running server or notebook. Cold: dropped first.
-    out["defaults_ms"] = {name: median_ms(fn, 9) for name, fn in defaults.items()}
-    out["defaults_cold_ms"] = {
-        name: median_ms(lambda fn=fn: (forget_built(), fn()), 5) for name, fn in defaults.items()
-    }
+    with tuned(1, flush_denormal=True):  # the explainer server's settings
+        out["defaults_ms"] = {name: median_ms(fn, 9) for name, fn in defaults.items()}
+        out["defaults_cold_ms"] = {
+            name: median_ms(lambda fn=fn: (forget_built(), fn()), 5) for name, fn in defaults.items()
+        }
     out["defaults_goal_ms"] = 50
 
-    # measure_cost of the explainer's deepest dense stack, at the thread count it chooses (1 for a few small
+    # measure_cost of the explainer's deepest dense stack at one thread (what the server asks for a few small
     # images) against the same two measurements at the process's default thread count.
     dense_shape = (3, 8, 8)
     dense = build_stack(StackConfig(depth=8, width=16, skip="dense", in_shape=dense_shape))
     dx = torch.randn(2, *dense_shape)
+
+    def cost_probe() -> None:
+        with tuned(1):
+            measure_cost(dense, dense_shape)
 
     def cost_baseline() -> None:
         dense.eval()
@@ -157,9 +166,7 @@ def run() -> dict:
         dense.train()
         saved_activation_bytes(dense, dx)
 
-    out["measure_cost_dense_depth8"] = _ratio(
-        median_ms(lambda: measure_cost(dense, dense_shape), 9), median_ms(cost_baseline, 9)
-    )
+    out["measure_cost_dense_depth8"] = _ratio(median_ms(cost_probe, 9), median_ms(cost_baseline, 9))
 
     stop = mp.Event()
     spinner = mp.Process(target=_spin, args=(stop,), daemon=True)
@@ -167,11 +174,9 @@ def run() -> dict:
     try:
         time.sleep(0.2)
         n = torch.get_num_threads()
-        out["under_load_measure_cost_dense_depth8"] = _ratio(
-            median_ms(lambda: measure_cost(dense, dense_shape), 9), median_ms(cost_baseline, 9)
-        )
+        out["under_load_measure_cost_dense_depth8"] = _ratio(median_ms(cost_probe, 9), median_ms(cost_baseline, 9))
         out["under_load_mlp_depth100"] = {
-            "probe_auto_threads_ms": median_ms(lambda: gradient_flow(model, x, y), 21),
+            "probe_auto_threads_ms": median_ms(lambda: gradient_flow(model, x, y, num_threads=auto_threads(x)), 21),
             f"probe_{n}_threads_ms": median_ms(lambda: gradient_flow(model, x, y, num_threads=n), 21),
             "baseline_ms": median_ms(lambda: hook_baseline(model, x, y), 21),
         }

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from skiplab.nn.blocks import BasicBlock, Bottleneck, PreActBasicBlock, ResidualBlock
-from skiplab.probes.common import check_float, check_int, choice, threads
+from skiplab.probes.common import check_float, check_int, choice
 from skiplab.probes.cost import count_params, forward_flops
 from skiplab.seeding import seeded
 
@@ -145,10 +145,7 @@ def block_anatomy(
     check_int("batch", batch, 2, 256)
     scale = check_float("scale", scale, 0.0, 2.0)
     check_int("seed", seed, 0, 2**31 - 1)
-    # One block on a small batch is dispatch-bound: one thread is fastest, and a second one stalls
-    # whenever another process holds a core.
-    with threads(1):
-        return _anatomy(form, width, size, batch, scale, zero_init, activation, seed)
+    return _anatomy(form, width, size, batch, scale, zero_init, activation, seed)
 
 
 def _anatomy(

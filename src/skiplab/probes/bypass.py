@@ -34,7 +34,7 @@ from torch import nn
 from skiplab.nn.layers import ACTIVATIONS
 from skiplab.nn.shortcuts import NoShortcut
 from skiplab.nn.stacks import StackConfig
-from skiplab.probes.common import check_int, choice, flush_denormals, seeded_stack, threads
+from skiplab.probes.common import check_int, choice, seeded_stack
 
 
 @dataclass(frozen=True)
@@ -126,17 +126,16 @@ def bypass_metrics(
         blocks = [b for _, b in model.named_blocks()]
         x = torch.randn(batch, width)
         body = nn.Sequential(*blocks).eval()
-        with threads(1), flush_denormals(), torch.no_grad():  # tiny matrices: dispatch-bound, one thread is fastest
+        with torch.no_grad():
             hs, h = [], x
             for block in blocks:
                 h = block(h)
                 hs.append(h)
             per_layer = tuple(LayerSignal(i + 1, _cos2(x, t)) for i, t in enumerate(hs))
-        with threads(1), flush_denormals():
-            # Rows of the Jacobian for all examples at once: examples are independent, so d(sum_i y_i)/dx_i = J_i.
-            # jac: (width, batch, width)
-            jac = torch.autograd.functional.jacobian(lambda v: body(v).sum(0), x, vectorize=True)
-            gain = float((jac.pow(2).sum((0, 2)).sqrt() / math.sqrt(width)).mean())
+        # Rows of the Jacobian for all examples at once: examples are independent, so d(sum_i y_i)/dx_i = J_i.
+        # jac: (width, batch, width)
+        jac = torch.autograd.functional.jacobian(lambda v: body(v).sum(0), x, vectorize=True)
+        gain = float((jac.pow(2).sum((0, 2)).sqrt() / math.sqrt(width)).mean())
         shortest, mean, paths = path_stats(blocks)
     return BypassMetrics(
         layers=layers,

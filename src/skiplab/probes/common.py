@@ -1,11 +1,13 @@
 """Helpers every probe shares: option checks, a freshly seeded stack, thread and denormal settings.
 
-The two runtime settings are process-wide in PyTorch, so each is changed only
-inside a `with` block and the previous value is restored on the way out.
+The two runtime settings are process-wide in PyTorch. Probes leave them as
+they are; a caller who wants others asks with `tuned(...)`, which restores
+the previous values on the way out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterator
@@ -28,6 +30,7 @@ __all__ = [
     "finite",
     "denormals_flushed",
     "seeded_stack",
+    "tuned",
 ]
 
 
@@ -106,6 +109,21 @@ def flush_denormals(enabled: bool = True) -> Iterator[None]:
         yield
     finally:
         torch.set_flush_denormal(previous)
+
+
+@contextmanager
+def tuned(num_threads: int | None = None, flush_denormal: bool = False) -> Iterator[None]:
+    """The process-wide torch settings a caller asks for inside the block, restored after it.
+
+    Probes change neither setting themselves: they run with the caller's
+    threads and floating-point mode. What the explainer's server uses, and
+    what `make bench` measures, is `tuned(1, flush_denormal=True)`: one
+    thread for these small, dispatch-bound networks (a second thread stalls
+    10-60x when another process holds a core), and subnormals flushed (see
+    `flush_denormals`). `auto_threads(x)` picks a count by workload.
+    """
+    with threads(num_threads) if num_threads else contextlib.nullcontext(), flush_denormals(flush_denormal):
+        yield
 
 
 def auto_threads(x: torch.Tensor) -> int:

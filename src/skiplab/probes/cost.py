@@ -33,7 +33,7 @@ from torch.utils.flop_counter import flop_registry
 
 from skiplab.nn.models import SKIP_TYPES
 from skiplab.nn.stacks import StackConfig
-from skiplab.probes.common import auto_threads, check_int, choice, seeded_stack, threads
+from skiplab.probes.common import check_int, choice, seeded_stack
 from skiplab.probes.gradflow import _probe_training_step, synthetic_batch
 
 
@@ -205,20 +205,17 @@ def measure_cost(model: nn.Module, input_shape: tuple[int, ...], batch: int = 2,
     x = torch.randn(batch, *input_shape)
     buffers = list(model.buffers())
     saved = [b.clone() for b in buffers]  # training-mode forwards move BatchNorm statistics: put them back
-    # Threads by workload, as for gradient flow: a few small images gain nothing from a second thread, and
-    # two threads stall 10-40x when another process holds a core (bench/bench_probes.py, "measure_cost").
-    with threads(auto_threads(x)):
-        try:
-            model.eval()
-            flops = forward_flops(model, x)
-            model.train()
-            act = saved_activation_bytes(model, x.requires_grad_(False))
-            peak_bytes = peak_step_bytes(model, x) if peak else None
-        finally:
-            model.train(was_training)
-            with torch.no_grad():
-                for b, s in zip(buffers, saved):
-                    b.copy_(s)
+    try:
+        model.eval()
+        flops = forward_flops(model, x)
+        model.train()
+        act = saved_activation_bytes(model, x.requires_grad_(False))
+        peak_bytes = peak_step_bytes(model, x) if peak else None
+    finally:
+        model.train(was_training)
+        with torch.no_grad():
+            for b, s in zip(buffers, saved):
+                b.copy_(s)
     return Cost(count_params(model), flops // batch, act // batch, tuple(input_shape), batch, peak_bytes)
 
 
@@ -348,33 +345,31 @@ def compare_skip_types(
         raise ValueError(f"skips must be a non-empty tuple of {', '.join(SKIP_TYPES)}; got {skips!r}")
     for s in skips:
         choice("skip", s, SKIP_TYPES)
-    # Small images are dispatch-bound: one thread is as fast, and does not stall when another process holds a core.
-    with threads(1):
-        rows = []
-        for cfg in skip_type_stacks(depth, width, size, activation, norm, skips):
-            skip = cfg.skip
-            x, y = synthetic_batch(cfg, batch, seed)
-            with seeded_stack(cfg, seed) as model:
-                costs = _STEP_COSTS.get((cfg, batch))
-                if costs is None:
-                    # One metered training step (gradients of the parameters only, as in training) gives forward
-                    # FLOPs, saved activations, peak memory and, from hooks that keep only norms, the gradient flow.
-                    with OpMeter() as meter, _SavedBytes(model) as saved:
-                        flow = _probe_training_step(model, x, y)
-                    costs = (count_params(model), meter.flops // batch, saved.bytes // batch, meter.peak_bytes)
-                    _STEP_COSTS.put((cfg, batch), costs)
-                else:
+    rows = []
+    for cfg in skip_type_stacks(depth, width, size, activation, norm, skips):
+        skip = cfg.skip
+        x, y = synthetic_batch(cfg, batch, seed)
+        with seeded_stack(cfg, seed) as model:
+            costs = _STEP_COSTS.get((cfg, batch))
+            if costs is None:
+                # One metered training step (gradients of the parameters only, as in training) gives forward
+                # FLOPs, saved activations, peak memory and, from hooks that keep only norms, the gradient flow.
+                with OpMeter() as meter, _SavedBytes(model) as saved:
                     flow = _probe_training_step(model, x, y)
-            params, flops, act, peak = costs
-            rows.append(
-                SkipTypeRow(
-                    skip=skip,
-                    params=params,
-                    flops_per_example=flops,
-                    activation_bytes_per_example=act,
-                    peak_bytes=peak,
-                    grad_norms=tuple(la.input_grad_norm for la in flow.layers),
-                    grad_summary=flow.summary.to_dict(),
-                )
+                costs = (count_params(model), meter.flops // batch, saved.bytes // batch, meter.peak_bytes)
+                _STEP_COSTS.put((cfg, batch), costs)
+            else:
+                flow = _probe_training_step(model, x, y)
+        params, flops, act, peak = costs
+        rows.append(
+            SkipTypeRow(
+                skip=skip,
+                params=params,
+                flops_per_example=flops,
+                activation_bytes_per_example=act,
+                peak_bytes=peak,
+                grad_norms=tuple(la.input_grad_norm for la in flow.layers),
+                grad_summary=flow.summary.to_dict(),
             )
+        )
     return SkipTypeComparison(depth, width, (3, size, size), batch, tuple(rows))

@@ -31,7 +31,7 @@ from torch import nn
 
 from skiplab.nn.models import SkipNet
 from skiplab.nn.stacks import StackConfig
-from skiplab.probes.common import auto_threads, check_int, choice, finite, flush_denormals, seeded_stack, threads
+from skiplab.probes.common import check_int, choice, finite, seeded_stack, tuned
 
 LOSSES: tuple[str, ...] = ("auto", "cross_entropy", "mse")
 MAX_DEPTH = 1000  # the zoo stacks a probe builds: 1..1000 layers
@@ -304,7 +304,7 @@ def gradient_flow(
     modules: ModuleChoice = None,
     loss: str = "auto",
     num_threads: int | None = None,
-    flush_denormal: bool = True,
+    flush_denormal: bool = False,
 ) -> GradientFlow:
     """Per-layer gradient norms of one real forward+backward pass of `model` on (x, y).
 
@@ -315,16 +315,18 @@ def gradient_flow(
     loss: auto (cross-entropy for integer labels, MSE for float targets),
     cross_entropy or mse. The model is used in its current train/eval mode;
     BatchNorm running statistics are restored afterwards. num_threads: intra-op
-    threads (None: chosen by `auto_threads`). flush_denormal: treat subnormal
-    floats as 0 for speed (see `common.flush_denormals` for what it changes).
+    threads for this call (None: leave torch's setting; `auto_threads(x)`
+    picks one by workload). flush_denormal: treat subnormal floats as 0 for
+    speed (see `common.flush_denormals` for what it changes).
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise ValueError("x and y must be tensors")
     choice("loss", loss, LOSSES)
-    n = auto_threads(x) if num_threads is None else check_int("num_threads", num_threads, 1, 256)
-    with threads(n), flush_denormals(flush_denormal):
+    if num_threads is not None:
+        check_int("num_threads", num_threads, 1, 256)
+    with tuned(num_threads, flush_denormal):
         return _probe(model, x, y, modules, loss, restore_buffers=True)
 
 
@@ -345,7 +347,9 @@ def check_stack(cfg: StackConfig) -> StackConfig:
     return cfg
 
 
-def stack_gradient_flow(cfg: StackConfig, batch: int = 64, seed: int = 0, flush_denormal: bool = True) -> GradientFlow:
+def stack_gradient_flow(
+    cfg: StackConfig, batch: int = 64, seed: int = 0, *, num_threads: int | None = None, flush_denormal: bool = False
+) -> GradientFlow:
     """Gradient flow of a freshly initialised zoo stack (`build_stack(cfg)` under `seed`) in training mode.
 
     The network and a synthetic batch are both drawn from `seed`, so a result
@@ -356,6 +360,6 @@ def stack_gradient_flow(cfg: StackConfig, batch: int = 64, seed: int = 0, flush_
     check_int("batch", batch, 2, MAX_BATCH)
     check_int("seed", seed, 0, 2**31 - 1)
     x, y = synthetic_batch(cfg, batch, seed)
-    with threads(auto_threads(x)), flush_denormals(flush_denormal), seeded_stack(cfg, seed) as model:
+    with tuned(num_threads, flush_denormal), seeded_stack(cfg, seed) as model:
         # The stack is thrown away afterwards: no need to restore its BatchNorm statistics.
         return _probe(model, x, y, None, "cross_entropy", restore_buffers=False)

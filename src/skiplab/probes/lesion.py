@@ -28,8 +28,8 @@ from torch import nn
 
 from skiplab.nn.blocks import ResidualBlock
 from skiplab.nn.shortcuts import NoShortcut
-from skiplab.probes.common import check_int, threads
-from skiplab.probes.gradflow import ModuleChoice, auto_threads, select_modules
+from skiplab.probes.common import check_int
+from skiplab.probes.gradflow import ModuleChoice, select_modules
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def lesion_study(
     y = y.to(torch.long)
     try:
         model.eval()
-        with torch.no_grad(), threads(auto_threads(x)):  # threads chosen by workload, as for gradient flow
+        with torch.no_grad():
             out = model(x[:1])
             if out.dim() != 2:
                 raise ValueError(f"model: a lesion study needs class scores (batch, classes); got {tuple(out.shape)}")

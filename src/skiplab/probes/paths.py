@@ -26,7 +26,7 @@ from skiplab.nn.blocks import ResidualBlock
 from skiplab.nn.models import SkipNet
 from skiplab.nn.shortcuts import NoShortcut
 from skiplab.nn.stacks import StackConfig
-from skiplab.probes.common import check_int, flush_denormals, seeded_stack, threads
+from skiplab.probes.common import check_int, seeded_stack
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,7 @@ def _path_gradients(model: SkipNet, x: torch.Tensor, y: torch.Tensor, samples: i
         raise ValueError(f"model must be a SkipNet (with named_blocks); got {type(model).__name__}")
     chain = _residual_blocks(model)
     n = len(chain)
-    with threads(1), flush_denormals():
-        per_length = _sample_paths(model, chain, x, y, samples, seed)
+    per_length = _sample_paths(model, chain, x, y, samples, seed)
     totals = [per_length[k] * math.comb(n, k) for k in range(n + 1)]
     grand = sum(totals)
     lengths = tuple(

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from skiplab.nn import StackConfig
 from skiplab.probes.budget import Budget, check_budget, price_stack
-from skiplab.probes.common import threads
+from skiplab.probes.common import tuned
 from skiplab.web.limits import Busy, HeavyPool, TooSlow
 from skiplab.web.settings import WebSettings
 
@@ -99,7 +99,7 @@ class ComputeEngine:
         hit = self._remembered(key)
         if hit is not None:
             return hit
-        with self.torch_lock, threads(self.torch_threads):
+        with self.torch_lock, tuned(self.torch_threads, flush_denormal=True):  # the server's own torch settings
             for cfg, batch in stacks:
                 check_budget(price_stack(cfg, batch), self.budget)
             result = fn(*args)
