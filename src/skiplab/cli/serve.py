@@ -21,9 +21,12 @@ def serve(
     """Serve the explainer article."""
     import uvicorn
 
+    from skiplab.cli.common import open_store
     from skiplab.web.app import create_app
     from skiplab.web.settings import WebSettings
 
+    if store:
+        open_store(store)  # a bad store file: exit 2 naming it, before the server starts
     settings = WebSettings(store_path=str(store) if store else None, host=host)
     typer.echo(f"skiplab explainer on http://{host}:{port}/")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")

@@ -10,6 +10,15 @@ The database runs in WAL mode so that the web server can read while several
 training processes write, and with `synchronous=FULL` so that a process
 killed at any moment leaves every committed row intact. Each call opens a
 short-lived connection: a `RunStore` is safe to share across processes.
+
+A store is a file the user names, so it is untrusted: a file that is not
+SQLite, a truncated or malformed one, a device, or a full disk raise
+`StoreError` (a ValueError) naming the file and the fault, never a bare
+sqlite3 error. Each run records the process that trains it (pid, host, and
+the process's boot id and start time, which a reused pid does not share); a
+store that is opened marks `interrupted` the running rows of this host whose
+process is gone (killed before it could record a status), and leaves alone
+the runs that a live process is still training.
 """
 
 from __future__ import annotations
@@ -17,14 +26,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import socket
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-STATUSES: tuple[str, ...] = ("running", "completed", "stopped", "diverged", "failed")
+STATUSES: tuple[str, ...] = ("running", "completed", "stopped", "diverged", "failed", "interrupted")
 # Per-epoch numbers with their own column; anything else an epoch reports goes into `extra` (JSON).
 METRIC_COLUMNS: tuple[str, ...] = (
     "train_loss",
@@ -63,6 +75,57 @@ CREATE TABLE IF NOT EXISTS epochs (
 );
 CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
 """
+# Columns added since the first stores: added on open, so an older store stays readable.
+_ADDED_COLUMNS: dict[str, str] = {
+    "machine": "TEXT NOT NULL DEFAULT '{}'",
+    "owner_pid": "INTEGER",
+    "owner_host": "TEXT",
+    "owner_start": "TEXT",
+}
+
+
+class StoreError(ValueError):
+    """The run store's file cannot be used: not SQLite, damaged, not a regular file, or the disk is full."""
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def process_start(pid: int) -> str | None:
+    """`boot_id:start_ticks` of a live process (Linux /proc), None if it is gone, a zombie, or /proc is absent.
+
+    Two processes that share a pid, one after the other or across a reboot,
+    never share this token, so it tells a run's own process from a stranger.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    fields = raw[raw.rfind(b")") + 2 :].split()  # the command name before it may hold spaces and parentheses
+    if len(fields) < 20 or fields[0] == b"Z":
+        return None
+    return f"{_boot_id()}:{fields[19].decode()}"
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    """Whether the process that recorded (`pid`, `start`) still runs on this host."""
+    if not isinstance(pid, int) or pid <= 1:
+        return False  # no training process has such a pid; 0 and -1 would address groups of processes
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        pass  # it exists, owned by another user
+    except (OSError, OverflowError):
+        return False
+    if not os.path.isdir("/proc/self"):
+        return True  # no /proc: the pid's existence is all there is to go on
+    return start is not None and process_start(pid) == start
 
 
 class UnknownRunError(ValueError):
@@ -98,22 +161,40 @@ class RunStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
-        if self.path.exists() and self.path.is_dir():
-            raise ValueError(f"store must be a file path, not a directory: {str(self.path)!r}")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            st = None
+        except OSError as e:
+            raise StoreError(f"run store {str(self.path)!r} cannot be opened: {e.strerror}") from None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise StoreError(f"store must be a file path, not a directory: {str(self.path)!r}")
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise StoreError(f"run store {str(self.path)!r} is not a regular file (a device, pipe or socket)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"run store {str(self.path)!r}: cannot create its folder ({e.strerror})") from None
         with self._connect() as db:
             db.executescript(_SCHEMA)
             columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
-            if "machine" not in columns:  # a store made before runs recorded their machine
+            for name, decl in _ADDED_COLUMNS.items():
+                if name in columns:
+                    continue
                 try:
-                    db.execute("ALTER TABLE runs ADD COLUMN machine TEXT NOT NULL DEFAULT '{}'")
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {name} {decl}")
                 except sqlite3.OperationalError as e:  # another process added it first
                     if "duplicate column" not in str(e):
                         raise
+        self.mark_interrupted()
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        """A connection; any SQLite failure on it becomes a StoreError naming the file and the fault."""
+        try:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        except sqlite3.Error as e:
+            raise self._error(e) from None
         try:
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode=WAL")
@@ -121,8 +202,22 @@ class RunStore:
             db.execute("PRAGMA foreign_keys=ON")
             db.execute("PRAGMA busy_timeout=30000")
             yield db
+        except sqlite3.Error as e:
+            raise self._error(e) from None
         finally:
             db.close()
+
+    def _error(self, e: sqlite3.Error) -> StoreError:
+        fault = str(e)
+        hint = {
+            "file is not a database": "not a SQLite file (or encrypted, or damaged at its header)",
+            "database disk image is malformed": "the file is damaged or truncated",
+            "database or disk is full": "the disk (or the store's size limit) is full",
+            "disk I/O error": "a disk I/O error",
+            "unable to open database file": "the file or its folder cannot be opened or written",
+            "attempt to write a readonly database": "the file or its folder is read-only",
+        }.get(fault)
+        return StoreError(f"run store {str(self.path)!r}: {hint + ' (' + fault + ')' if hint else fault}")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -131,7 +226,8 @@ class RunStore:
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite ends some failed transactions itself (a full disk)
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
 
@@ -148,14 +244,17 @@ class RunStore:
         git_revision: str | None = None,
         machine: dict | None = None,
     ) -> None:
-        """Record a new run as `running`; if `run_id` exists already (a resume), mark it running again."""
+        """Record a new run as `running`, owned by this process; if `run_id` exists (a resume), running again."""
         now = time.time()
+        pid = os.getpid()
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO runs (id, name, model, data, seed, status, config, versions, machine, git_revision,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)"
+                " created_at, updated_at, owner_pid, owner_host, owner_start)"
+                " VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(id) DO UPDATE SET status='running', message='', updated_at=excluded.updated_at,"
-                " finished_at=NULL",
+                " finished_at=NULL, owner_pid=excluded.owner_pid, owner_host=excluded.owner_host,"
+                " owner_start=excluded.owner_start",
                 (
                     run_id,
                     name,
@@ -168,8 +267,42 @@ class RunStore:
                     git_revision,
                     now,
                     now,
+                    pid,
+                    socket.gethostname(),
+                    process_start(pid),
                 ),
             )
+
+    def mark_interrupted(self) -> list[str]:
+        """Mark `interrupted` the running runs of this host whose training process is gone; returns their ids.
+
+        Runs recorded by another host, or by a store from before runs recorded
+        their process, are left as they are: nothing here can tell whether
+        they still train.
+        """
+        host = socket.gethostname()
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id, owner_pid, owner_start FROM runs"
+                " WHERE status='running' AND owner_host=? AND owner_pid IS NOT NULL",
+                (host,),
+            ).fetchall()
+        gone = [r for r in rows if not _alive(r["owner_pid"], r["owner_start"])]
+        if not gone:
+            return []
+        now = time.time()
+        marked = []
+        with self._transaction() as db:
+            for r in gone:
+                message = f"its training process (pid {r['owner_pid']} on {host}) ended without recording a status"
+                n = db.execute(
+                    "UPDATE runs SET status='interrupted', message=?, updated_at=?, finished_at=?"
+                    " WHERE id=? AND status='running' AND owner_pid=? AND owner_start IS ?",
+                    (message, now, now, r["id"], r["owner_pid"], r["owner_start"]),
+                ).rowcount
+                if n:
+                    marked.append(r["id"])
+        return marked
 
     def put_epoch(self, run_id: str, metrics: dict) -> None:
         """Store one epoch's metrics (the dict needs `epoch`); storing the same epoch again replaces it."""
@@ -218,6 +351,10 @@ class RunStore:
     # ------------------------------------------------------------ reading
 
     def _record(self, row: sqlite3.Row) -> RunRecord:
+        try:
+            config, versions, machine = (json.loads(row[k]) for k in ("config", "versions", "machine"))
+        except (TypeError, ValueError, RecursionError) as e:
+            raise StoreError(f"run store {str(self.path)!r}: run {row['id']!r} holds unreadable JSON ({e})") from None
         return RunRecord(
             id=row["id"],
             name=row["name"],
@@ -226,15 +363,15 @@ class RunStore:
             seed=row["seed"],
             status=row["status"],
             message=row["message"],
-            config=json.loads(row["config"]),
-            versions=json.loads(row["versions"]),
+            config=config,
+            versions=versions,
             git_revision=row["git_revision"],
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             finished_at=row["finished_at"],
             epochs_done=row["epochs_done"] or 0,
             best_train_loss=row["best_train_loss"],
-            machine=json.loads(row["machine"]),
+            machine=machine,
         )
 
     _SELECT = (
@@ -277,7 +414,11 @@ class RunStore:
         out = []
         for r in rows:
             d = {"epoch": r["epoch"], **{c: r[c] for c in METRIC_COLUMNS}}
-            d.update(json.loads(r["extra"]))
+            try:
+                extra = json.loads(r["extra"])
+            except (TypeError, ValueError, RecursionError) as e:
+                raise StoreError(f"run store {str(self.path)!r}: run {run_id!r} holds unreadable JSON ({e})") from None
+            d.update(extra if isinstance(extra, dict) else {})
             out.append(d)
         return out
 
