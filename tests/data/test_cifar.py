@@ -70,3 +70,32 @@ def test_pickle_release_is_refused_without_loading(tmp_path):
 def test_cifar_needs_a_root():
     with pytest.raises(ValueError, match="--data-root"):
         load_dataset("cifar10")
+
+
+def test_every_bad_file_is_named_in_one_message(tmp_path):
+    folder, _ = make_release(tmp_path)
+    (folder / "data_batch_2.bin").unlink()
+    path = folder / "data_batch_4.bin"
+    path.write_bytes(path.read_bytes()[:-7])
+    raw = bytearray((folder / TEST_FILE).read_bytes())
+    raw[0] = 200
+    (folder / TEST_FILE).write_bytes(bytes(raw))
+    with pytest.raises(CifarFolderError) as e:
+        load_cifar10(tmp_path)
+    message = str(e.value)
+    assert "has 3 bad files" in message
+    assert "missing CIFAR-10 file data_batch_2.bin" in message
+    assert "data_batch_4.bin has 61,453 bytes, not a whole number" in message
+    assert "test_batch.bin: record 0 has label 200" in message
+    assert "data_batch_1.bin" not in message
+
+
+def test_a_file_larger_than_an_official_batch_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    folder, _ = make_release(tmp_path)
+    with open(folder / "data_batch_1.bin", "r+b") as f:
+        f.truncate(10_001 * 3073)  # sparse: costs no disk
+    read = []
+    monkeypatch.setattr(np, "fromfile", lambda path, **kw: read.append(path) or np.zeros(0, np.uint8))
+    with pytest.raises(CifarFolderError, match="data_batch_1.bin has 10,001 records, more than the 10,000"):
+        load_cifar10(tmp_path)
+    assert folder / "data_batch_1.bin" not in read
