@@ -1,3 +1,4 @@
 from skiplab.cli import main
 
-main()
+if __name__ == "__main__":  # also when a worker process re-imports the main module
+    main()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
+import threading
+import time
 
 import pytest
 from fastapi import HTTPException
@@ -12,7 +15,9 @@ from fastapi.testclient import TestClient
 from skiplab.web.app import create_app, default_views
 from skiplab.web.article import plotly_js_path, plotly_js_version
 from skiplab.web.deps import ComputeEngine
+from skiplab.web.limits import WorkerPool
 from skiplab.web.settings import WebSettings
+from tests.web import work
 
 SECTIONS = ("bypass", "formula", "block", "gradients", "degradation", "types", "beyond", "ensemble", "pitfalls")
 SECTIONS += ("takeaways", "related")
@@ -152,27 +157,56 @@ def test_skip_types_lists_all_six_with_formulas(client):
     assert all(r["formula_mathml"].startswith("<math") and r["when"] for r in rows)
 
 
-def test_engine_caches_answers_and_reports_value_errors():
-    calls = []
+class GoneClient:
+    """A request whose client has already disconnected."""
 
-    def probe(q):
-        calls.append(q)
-        if q < 0:
-            raise ValueError("q must be >= 0")
-        return {"q": q}
+    async def is_disconnected(self) -> bool:
+        return True
 
-    import asyncio
 
-    engine = ComputeEngine(cache_size=2)
-    assert asyncio.run(engine.run(probe, 1)) is asyncio.run(engine.run(probe, 1))
-    assert calls == [1]
+def test_engine_caches_answers_and_reports_refusals_and_failures():
+    engine = ComputeEngine(cache_size=2, pool=WorkerPool(workers=1, queue=0, timeout_s=600))
+    first = asyncio.run(engine.run(work.echo, 1))
+    assert first == {"value": 1} and asyncio.run(engine.run(work.echo, 1)) is first  # remembered, not recomputed
     with pytest.raises(HTTPException) as e:
-        asyncio.run(engine.run(probe, -1))
-    assert e.value.status_code == 422 and "q must be" in e.value.detail
-    uncached = ComputeEngine(cache_size=0)
-    uncached.call(probe, 2)
-    uncached.call(probe, 2)
-    assert calls.count(2) == 2
+        asyncio.run(engine.run(work.refuse, "q must be >= 0"))
+    assert e.value.status_code == 422 and e.value.detail == "q must be >= 0"
+    with pytest.raises(HTTPException) as e:  # a bug is a 500 that says nothing of the internals
+        asyncio.run(engine.run(work.crash))
+    assert e.value.status_code == 500 and "ZeroDivisionError" not in e.value.detail
+    uncached = ComputeEngine(cache_size=0, pool=engine.pool)
+    assert asyncio.run(uncached.run(work.echo, 2)) is not asyncio.run(uncached.run(work.echo, 2))
+    engine.shutdown()
+
+
+def test_a_request_whose_client_has_gone_is_withdrawn_and_its_worker_stopped(tmp_path):
+    engine = ComputeEngine(cache_size=0, pool=WorkerPool(workers=1, queue=0, timeout_s=600))
+    before = asyncio.run(engine.run(work.pid))
+    with pytest.raises(HTTPException) as e:
+        asyncio.run(engine.run(work.wait_for, str(tmp_path / "never"), request=GoneClient()))
+    assert e.value.status_code == 499 and engine.pool.admitted == 0
+    assert asyncio.run(engine.run(work.pid)) != before
+    engine.shutdown()
+
+
+def test_refusals_and_light_endpoints_answer_while_every_worker_computes(tmp_path):
+    gate = tmp_path / "open"
+    app = create_app(WebSettings(warm_up=False, workers=1, heavy_queue=0, compute_timeout_s=600))
+    engine = app.state.engine
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        blocked = threading.Thread(target=lambda: asyncio.run(engine.run(work.wait_for, str(gate))))
+        blocked.start()
+        while engine.pool.admitted < 1:
+            time.sleep(0.01)
+        # The worker is busy: over budget is refused by its price, a full queue by its count, light pages answer.
+        over = c.get("/api/skip-types", params={"depth": 32, "width": 64})
+        assert over.status_code == 422 and "GFLOP" in over.json()["detail"]
+        assert c.get("/api/gradflow", params={"depth": 3}).status_code == 429
+        assert c.get("/api/results/degradation").status_code == 200
+        assert not gate.exists() and blocked.is_alive()  # all of the above answered while the work was running
+        gate.touch()
+        blocked.join(600)
+    engine.shutdown()
 
 
 def test_default_views_cover_every_compute_route():

@@ -24,9 +24,9 @@ from skiplab.store import RunStore
 from skiplab.web.article import STATIC_DIR, plotly_js_path, plotly_js_version, render_article, static_version
 from skiplab.web.deps import ComputeEngine
 from skiplab.web.jobs import JobManager
-from skiplab.web.limits import HeavyPool
+from skiplab.web.limits import WorkerPool
 from skiplab.web.routers import anatomy, bypass, gradflow, jobs, pages, paths, pitfalls, results, runs, skip_types
-from skiplab.web.security import GuardMiddleware, allowed_host_names
+from skiplab.web.security import BodyLimitMiddleware, GuardMiddleware, allowed_host_names
 from skiplab.web.settings import WebSettings
 
 
@@ -82,6 +82,9 @@ def warm_up(engine: ComputeEngine, stop: threading.Event) -> None:
             continue
 
 
+JOB_STOP_WAIT_S = 0.5  # at shutdown, how long live training may take to notice its cancellation (it polls per batch)
+
+
 def create_app(settings: WebSettings | None = None) -> FastAPI:
     settings = settings or WebSettings()
 
@@ -90,24 +93,33 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         stop = threading.Event()
         if settings.warm_up:
             threading.Thread(target=warm_up, args=(app.state.engine, stop), name="warm-up", daemon=True).start()
-        yield
-        stop.set()
-        app.state.jobs.shutdown()  # cancel live training so the process can exit
+        try:
+            yield
+        finally:
+            # Exit promptly: no new warm-up work, queued computations dropped, live training cancelled.
+            stop.set()
+            app.state.engine.shutdown()  # stops the worker processes; queued requests are dropped
+            app.state.jobs.shutdown(wait_s=min(settings.cancel_grace_s, JOB_STOP_WAIT_S))
 
     app = FastAPI(
         lifespan=lifespan,
         title="skiplab",
         summary="Skip connections explained with numbers computed live from real networks.",
         version="0.1.0",
+        # Swagger UI and ReDoc load their scripts from a CDN: the page must not reach outside the server.
+        # The schema itself stays at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
-    pool = HeavyPool(
-        workers=1,
+    pool = WorkerPool(
+        workers=settings.workers,
         queue=settings.heavy_queue,
         timeout_s=settings.compute_timeout_s,
         retry_after_s=settings.retry_after_s,
+        torch_threads=settings.torch_threads,
     )
-    app.state.engine = ComputeEngine(settings.cache_size, settings.torch_threads, settings.budget, pool)
+    app.state.engine = ComputeEngine(settings.cache_size, settings.budget, pool)
     app.state.jobs = JobManager(settings)
     app.state.store = RunStore(settings.store_path) if settings.store_path else None
 
@@ -129,7 +141,9 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": _readable(exc)}, status_code=422)
 
-    # Only our own Host (400 otherwise: DNS rebinding) and no cross-origin writes (403).
+    # Bodies past max_body_bytes get 413 before more is read; the Guard (added last, so run first) lets only
+    # our own Host through (400 otherwise: DNS rebinding) and refuses cross-origin writes (403).
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(GuardMiddleware, allowed_hosts=allowed_host_names(settings.host, settings.allowed_hosts))
     app.include_router(pages.router)
     app.include_router(pages.plotly_route(plotly_url, str(plotly_js_path()), settings.static_max_age_s))

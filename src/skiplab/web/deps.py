@@ -1,20 +1,28 @@
 """What every router shares: the settings dependency and the one door to the library, `ComputeEngine.run`.
 
-`engine.run(fn, *args, stacks=...)` runs one (synchronous, torch-bound)
-library call in the engine's `HeavyPool` — one worker, since two torch calls
-at once on a 2-core machine only slow each other down, and a bounded queue,
-beyond which the answer is 429 with Retry-After. Before it computes, every
-stack the call will build is priced (`skiplab.probes.budget`) against the
-settings' budget, so an oversized request is refused with a 422 that says
-what to lower before anything of its size is allocated. The library's
-ValueErrors become 422 with the library's own message. Answers are remembered
-in a small LRU cache: every probe is seeded, so the same settings give the
-same numbers, and a reader flipping a toggle back and forth gets the earlier
-answer at once.
+`engine.run(fn, *args, stacks=...)` answers one (synchronous, torch-bound)
+library call for one request:
+
+1. A remembered answer is returned at once: every probe is seeded, so the same
+   settings give the same numbers, and a reader flipping a toggle back and
+   forth gets the earlier answer without computing.
+2. Every stack the call will build is priced (`skiplab.probes.budget`) against
+   the settings' budget in the serving process, before the request queues:
+   an oversized request is refused with a 422 that says what to lower, in
+   milliseconds, whatever the workers are doing.
+3. The call runs in a worker process (`skiplab.web.limits.WorkerPool`); a
+   full queue is a 429 with Retry-After, a computation past the cap is
+   stopped and answered 503, and a request whose client has gone is
+   withdrawn (dropped from the queue, or its worker stopped).
+
+The library's ValueErrors become 422 with the library's own message; any
+other exception is a bug: logged with its traceback and answered 500.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -25,11 +33,14 @@ from pydantic import BaseModel
 
 from skiplab.nn import StackConfig
 from skiplab.probes.budget import Budget, check_budget, price_stack
-from skiplab.probes.common import tuned
-from skiplab.web.limits import Busy, HeavyPool, TooSlow
+from skiplab.web.limits import Busy, Cancelled, ComputeFailed, TooSlow, WorkerPool
 from skiplab.web.settings import WebSettings
 
 T = TypeVar("T")
+log = logging.getLogger("skiplab.web")
+
+DISCONNECT_POLL_S = 0.1  # how often a computing request checks that its client is still there
+CLIENT_GONE = 499  # nginx's "client closed request": nobody reads it, but the access log says what happened
 
 
 class Problem(BaseModel):
@@ -43,10 +54,10 @@ UNPROCESSABLE: dict[int | str, dict[str, Any]] = {
     422: {"model": Problem, "description": "A setting is out of range or unknown; `detail` says which and why."}
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": "No such item."}}
-# Documented on every computing route: the worker and its queue are full, or the computation ran too long.
+# Documented on every computing route: the workers and their queue are full, or the computation ran too long.
 BUSY: dict[int | str, dict[str, Any]] = {
     429: {"model": Problem, "description": "The server is computing at capacity; retry after `Retry-After` s."},
-    503: {"model": Problem, "description": "The computation ran past the server's time budget; ask for less."},
+    503: {"model": Problem, "description": "The computation ran past the server's time cap and was stopped."},
 }
 COMPUTE = {**UNPROCESSABLE, **BUSY}
 
@@ -57,20 +68,12 @@ def _key(fn: Callable, args: tuple) -> tuple:
 
 
 class ComputeEngine:
-    """Runs library calls off the event loop, one at a time, remembering the last `cache_size` answers."""
+    """Prices, queues and runs library calls in worker processes, remembering the last `cache_size` answers."""
 
-    def __init__(
-        self,
-        cache_size: int,
-        torch_threads: int = 1,
-        budget: Budget | None = None,
-        pool: HeavyPool | None = None,
-    ) -> None:
+    def __init__(self, cache_size: int, budget: Budget | None = None, pool: WorkerPool | None = None) -> None:
         self.cache_size = cache_size
-        self.torch_threads = torch_threads
         self.budget = budget or Budget()
-        self.pool = pool or HeavyPool(workers=1)
-        self.torch_lock = threading.Lock()  # one torch computation at a time
+        self.pool = pool or WorkerPool()
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -93,44 +96,79 @@ class ComputeEngine:
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
 
+    def price(self, stacks: Sequence[tuple[StackConfig, int]]) -> None:
+        """Raise `OverBudget` (a ValueError saying what to lower) if any stack costs more than the budget."""
+        for cfg, batch in stacks:
+            check_budget(price_stack(cfg, batch), self.budget)
+
     def call(self, fn: Callable[..., T], *args: Any, stacks: Sequence[tuple[StackConfig, int]] = ()) -> T:
-        """The synchronous path (the pool's worker, warm-up): cached answer, or price then compute."""
+        """The synchronous path (the warm-up thread): a remembered answer, or price, then compute in a worker."""
         key = _key(fn, args)
         hit = self._remembered(key)
         if hit is not None:
             return hit
-        with self.torch_lock, tuned(self.torch_threads, flush_denormal=True):  # the server's own torch settings
-            for cfg, batch in stacks:
-                check_budget(price_stack(cfg, batch), self.budget)
-            result = fn(*args)
+        self.price(stacks)
+        result = self.pool.call_admitted(fn, *args)
         self._remember(key, result)
         return result
 
-    async def run(self, fn: Callable[..., T], *args: Any, stacks: Sequence[tuple[StackConfig, int]] = ()) -> T:
-        """One library call for one request, after pricing `stacks` (config, batch) against the budget.
-
-        A ValueError (bad option, over budget) becomes a 422 with its message; a full pool a 429.
-        """
-        hit = self._remembered(_key(fn, args))
+    async def run(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        stacks: Sequence[tuple[StackConfig, int]] = (),
+        request: Request | None = None,
+    ) -> T:
+        """One library call for one request (see the module's docstring for the steps and their answers)."""
+        key = _key(fn, args)
+        hit = self._remembered(key)
         if hit is not None:
             return hit
+        cancelled = threading.Event()
         try:
-            return await self.pool.run(self.call, fn, *args, stacks=stacks)
+            await asyncio.to_thread(self.price, stacks)
+            work = asyncio.ensure_future(self.pool.run(fn, *args, cancelled=cancelled))
+            while not work.done():
+                await asyncio.wait({work}, timeout=DISCONNECT_POLL_S)
+                if not work.done() and request is not None and await request.is_disconnected():
+                    cancelled.set()
+            result = work.result()
         except ValueError as e:
             raise HTTPException(status_code=422, detail=str(e)) from None
         except Busy as e:
             raise HTTPException(429, str(e), headers={"Retry-After": str(e.retry_after)}) from None
         except TooSlow as e:
             raise HTTPException(503, str(e)) from None
+        except Cancelled as e:
+            raise HTTPException(CLIENT_GONE, str(e)) from None
+        except ComputeFailed as e:
+            log.error("%s%s failed in a worker:\n%s", fn.__qualname__, args, e)
+            raise HTTPException(500, "the computation failed; the server logged why") from None
+        self._remember(key, result)
+        return result
+
+    def shutdown(self) -> None:
+        self.pool.shutdown()
+
+
+class RequestEngine:
+    """The engine as one request sees it: `run` withdraws the work if this request's client goes away."""
+
+    def __init__(self, engine: ComputeEngine, request: Request) -> None:
+        self.engine = engine
+        self.request = request
+
+    async def run(self, fn: Callable[..., T], *args: Any, stacks: Sequence[tuple[StackConfig, int]] = ()) -> T:
+        return await self.engine.run(fn, *args, stacks=stacks, request=self.request)
 
 
 def get_settings(request: Request) -> WebSettings:
     return request.app.state.settings
 
 
-def get_engine(request: Request) -> ComputeEngine:
-    return request.app.state.engine
+def get_engine(request: Request) -> RequestEngine:
+    return RequestEngine(request.app.state.engine, request)
 
 
 Settings = Annotated[WebSettings, Depends(get_settings)]
-Engine = Annotated[ComputeEngine, Depends(get_engine)]
+Engine = Annotated[RequestEngine, Depends(get_engine)]

@@ -7,6 +7,7 @@ the environment.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from skiplab.probes.budget import Budget
@@ -33,11 +34,14 @@ class WebSettings:
     warm_up: bool = True  # compute every widget's default view when the server starts
     store_path: str | None = None  # SQLite run store that records live runs; None: live runs are not kept
     static_max_age_s: int = 31_536_000  # plotly.js and our JS/CSS carry a version in their URL: cache for a year
-    # Bounded work (hardening): every stack a request builds is priced first against `budget`;
-    # computations run one at a time with at most `heavy_queue` waiting, beyond which the answer is 429.
+    # Bounded work: every stack a request builds is priced first against `budget`; each worker computes
+    # one request at a time, with at most `heavy_queue` waiting, beyond which the answer is 429.
     budget: Budget = field(default_factory=Budget)
-    heavy_queue: int = 8  # requests waiting for the compute worker before new ones get 429
-    compute_timeout_s: float = 10.0  # a computation running longer is answered 503 (its worker finishes it)
+    # Worker processes that compute (skiplab.web.worker): one core is left to the serving process.
+    workers: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1))
+    heavy_queue: int = 8  # requests waiting for a worker before new ones get 429
+    compute_timeout_s: float = 10.0  # a computation running longer is stopped and answered 503
     retry_after_s: int = 1  # what a 429 tells the client to wait
     host: str = "127.0.0.1"  # the bound address: requests must name it (or a loopback name) as their Host
     allowed_hosts: tuple[str, ...] = ()  # further names the server answers to (e.g. a LAN name with --host 0.0.0.0)
+    max_body_bytes: int = 65_536  # a request body past this is answered 413 before more of it is read
