@@ -12,6 +12,7 @@ import pytest
 from fastapi import HTTPException
 from fastapi.testclient import TestClient
 
+from skiplab.probes.budget import Budget
 from skiplab.web.app import create_app, default_views
 from skiplab.web.article import plotly_js_path, plotly_js_version
 from skiplab.web.deps import ComputeEngine
@@ -191,7 +192,8 @@ def test_a_request_whose_client_has_gone_is_withdrawn_and_its_worker_stopped(tmp
 
 def test_refusals_and_light_endpoints_answer_while_every_worker_computes(tmp_path):
     gate = tmp_path / "open"
-    app = create_app(WebSettings(warm_up=False, workers=1, heavy_queue=0, compute_timeout_s=600))
+    tight = Budget(max_flops=10**8)
+    app = create_app(WebSettings(warm_up=False, workers=1, heavy_queue=0, compute_timeout_s=600, budget=tight))
     engine = app.state.engine
     with TestClient(app, base_url="http://127.0.0.1") as c:
         blocked = threading.Thread(target=lambda: asyncio.run(engine.run(work.wait_for, str(gate))))
@@ -199,7 +201,7 @@ def test_refusals_and_light_endpoints_answer_while_every_worker_computes(tmp_pat
         while engine.pool.admitted < 1:
             time.sleep(0.01)
         # The worker is busy: over budget is refused by its price, a full queue by its count, light pages answer.
-        over = c.get("/api/skip-types", params={"depth": 32, "width": 64})
+        over = c.get("/api/gradflow", params={"depth": 1000})
         assert over.status_code == 422 and "GFLOP" in over.json()["detail"]
         assert c.get("/api/gradflow", params={"depth": 3}).status_code == 429
         assert c.get("/api/results/degradation").status_code == 200

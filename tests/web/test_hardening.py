@@ -1,15 +1,20 @@
 """The server under hostile input and load: priced requests, bounded queue, own Host only, no escape from static."""
 
 import inspect
+import itertools
 import time
+from typing import get_args
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
 from bench.load import run_load
 from skiplab.cli.serve import serve
 from skiplab.probes.budget import Budget
+from skiplab.probes.cost import SKIP_TYPES_BATCH, skip_type_stacks
 from skiplab.web.app import create_app
+from skiplab.web.routers import gradflow, pitfalls, skip_types
 from skiplab.web.settings import WebSettings
 from tests.web.conftest import start_server, stop_server
 
@@ -43,6 +48,42 @@ def test_every_computing_route_documents_429_and_503():
     ]
     for path in computing:
         assert {"422", "429", "503"} <= set(paths[path]["get"]["responses"]), path
+
+
+def widest(model: type[BaseModel]) -> list[BaseModel]:
+    """Every query a widget's schema accepts at the top of its numeric ranges, across all its choices."""
+    fields = {}
+    for name, f in model.model_fields.items():
+        choices = get_args(f.annotation)
+        if f.annotation is bool:
+            fields[name] = [False, True]
+        elif choices and all(isinstance(c, str) for c in choices):
+            fields[name] = list(choices)
+        else:
+            fields[name] = [next(m.le for m in f.metadata if getattr(m, "le", None) is not None)]
+    return [model(**dict(zip(fields, combo))) for combo in itertools.product(*fields.values())]
+
+
+def test_the_schema_offers_only_settings_within_the_budget():
+    """The largest request of every priced widget passes the default budget: no in-schema value is refused."""
+    engine = create_app(WebSettings(warm_up=False)).state.engine
+    priced = {
+        "gradflow": (gradflow.GradFlowQuery, lambda q: [(c, gradflow.BATCH) for c in gradflow.stacks(q)]),
+        "skip types": (
+            skip_types.SkipTypesQuery,
+            lambda q: [(c, SKIP_TYPES_BATCH) for c in skip_type_stacks(depth=q.depth, width=q.width)],
+        ),
+        "preact": (
+            pitfalls.PreactQuery,
+            lambda q: [(c, pitfalls.PREACT_BATCH) for c in pitfalls.preact_stacks(q).values()],
+        ),
+        "dense": (pitfalls.DenseQuery, lambda q: [(pitfalls.dense_deepest(q), 2)]),
+    }
+    for name, (model, stacks) in priced.items():
+        for q in widest(model):
+            engine.price(stacks(q))  # raises OverBudget, naming what to lower
+        assert widest(model), name
+    engine.shutdown()
 
 
 def test_foreign_host_and_cross_origin_writes_are_refused():

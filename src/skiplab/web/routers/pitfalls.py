@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from skiplab.nn import StackConfig, make_shortcut
 from skiplab.probes import measure_cost, stack_cost
@@ -23,6 +23,8 @@ SAMPLE_SIZE = 8  # height and width of the example image pushed through a shortc
 
 
 class ShortcutQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown parameter is a 422 naming it, never ignored
+
     in_channels: int = Field(16, ge=1, le=256, description="Channels entering the block.")
     out_channels: int = Field(32, ge=1, le=256, description="Channels leaving the block.")
     stride: int = Field(2, ge=1, le=4, description="Spatial stride of the block.")
@@ -54,6 +56,8 @@ async def shortcut(q: Annotated[ShortcutQuery, Query()], engine: Engine) -> Shor
 
 
 class DenseQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown parameter is a 422 naming it, never ignored
+
     width: int = Field(16, ge=1, le=64, description="Channels of the stack; the growth rate of the dense one.")
     max_depth: int = Field(8, ge=2, le=32, description="Deepest stack measured (depths 1, 2, 4, ... up to it).")
 
@@ -73,6 +77,11 @@ class DenseOut(BaseModel):
 DENSE_INPUT = (3, SAMPLE_SIZE, SAMPLE_SIZE)
 
 
+def dense_deepest(q: DenseQuery) -> StackConfig:
+    """The costliest stack the dense-memory view builds: what its request is priced by."""
+    return StackConfig(depth=q.max_depth, width=q.width, skip="dense", in_shape=DENSE_INPUT)
+
+
 def dense_memory(q: DenseQuery) -> DenseOut:
     """`stack_cost` (measure_cost, once per shape) of a dense and an identity conv stack at doubling depths."""
     in_shape = DENSE_INPUT
@@ -89,11 +98,12 @@ def dense_memory(q: DenseQuery) -> DenseOut:
 
 @router.get("/dense-memory", response_model=DenseOut, responses=COMPUTE, summary="Dense memory growth with depth")
 async def dense(q: Annotated[DenseQuery, Query()], engine: Engine) -> DenseOut:
-    deepest = StackConfig(depth=q.max_depth, width=q.width, skip="dense", in_shape=DENSE_INPUT)
-    return await engine.run(dense_memory, q, stacks=[(deepest, 2)])
+    return await engine.run(dense_memory, q, stacks=[(dense_deepest(q), 2)])
 
 
 class PreactQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown parameter is a 422 naming it, never ignored
+
     depth: int = Field(56, ge=2, le=1000, description="Residual blocks in the stack (56: the gradient highway's).")
     activation: Literal["relu", "tanh", "sigmoid"] = "relu"
 
