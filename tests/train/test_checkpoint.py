@@ -7,6 +7,8 @@ from skiplab.train import CheckpointError, load_checkpoint, save_checkpoint
 from skiplab.train.checkpoint import restore
 from skiplab.train.models import build_model
 
+META = {"run_id": "r", "config": {"model": "resconv2", "width": 4, "data": "digits"}, "history": []}
+
 
 def model_and_optimizer(seed=0):
     torch.manual_seed(seed)
@@ -20,7 +22,7 @@ def model_and_optimizer(seed=0):
 
 def test_round_trip_restores_weights_statistics_and_momentum(tmp_path):
     model, opt = model_and_optimizer(0)
-    save_checkpoint(tmp_path, 3, model, opt, {"run_id": "r", "history": []})
+    save_checkpoint(tmp_path, 3, model, opt, META)
     other, other_opt = model_and_optimizer(1)
     ckpt = load_checkpoint(tmp_path)
     assert ckpt.epoch == 3 and ckpt.meta["run_id"] == "r"
@@ -34,13 +36,13 @@ def test_round_trip_restores_weights_statistics_and_momentum(tmp_path):
 def test_only_the_committed_weights_file_remains(tmp_path):
     model, opt = model_and_optimizer()
     for epoch in (1, 2):
-        save_checkpoint(tmp_path, epoch, model, opt, {"run_id": "r", "history": []})
+        save_checkpoint(tmp_path, epoch, model, opt, META)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.json", "weights-00002.safetensors"]
 
 
 def test_a_killed_write_leaves_the_previous_checkpoint_valid(tmp_path):
     model, opt = model_and_optimizer()
-    save_checkpoint(tmp_path, 1, model, opt, {"run_id": "r", "history": []})
+    save_checkpoint(tmp_path, 1, model, opt, META)
     # What a kill in the middle of the next save leaves behind: a partial temp file, and perhaps new weights
     # that no commit record names yet.
     (tmp_path / ".weights-00002.safetensors.999.tmp").write_bytes(b"\x00" * 10)
@@ -51,7 +53,7 @@ def test_a_killed_write_leaves_the_previous_checkpoint_valid(tmp_path):
 
 def test_corruption_is_detected(tmp_path):
     model, opt = model_and_optimizer()
-    save_checkpoint(tmp_path, 1, model, opt, {"run_id": "r", "history": []})
+    save_checkpoint(tmp_path, 1, model, opt, META)
     weights = tmp_path / "weights-00001.safetensors"
     blob = bytearray(weights.read_bytes())
     blob[-1] ^= 0xFF

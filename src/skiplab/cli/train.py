@@ -28,7 +28,7 @@ from skiplab.cli.common import (
     user_errors,
 )
 from skiplab.train import PRESETS, TrainConfig, preset, train
-from skiplab.train.checkpoint import read_meta
+from skiplab.train.checkpoint import run_config
 
 runs_app = typer.Typer(help="The run store: list, show and export stored runs.", no_args_is_help=True)
 
@@ -88,7 +88,7 @@ def train_cmd(
         if resume and run_dir is None:
             raise typer.BadParameter("--resume needs --run-dir, the folder that holds the checkpoint")
         if resume:
-            cfg = TrainConfig.from_dict(read_meta(run_dir)["config"]).resumed(**given)
+            cfg = run_config(run_dir).resumed(**given)
         else:
             cfg = preset(preset_name, **overrides) if preset_name is not None else TrainConfig().replace(**given)
     run_store = None if no_store else open_store(store)

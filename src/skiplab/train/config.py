@@ -16,6 +16,13 @@ DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 
 RESUMABLE: tuple[str, ...] = ("epochs", "threads", "device")  # what may change when a run resumes
+MAX_EPOCHS = 1_000_000
+
+
+def _short(v: object, limit: int = 80) -> str:
+    """repr(v), cut to `limit` characters: a value from a file may be megabytes long."""
+    text = repr(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,35 +52,63 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> TrainConfig:
-        def positive_int(name: str, low: int = 1) -> None:
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < low:
-                raise ValueError(f"{name} must be an integer >= {low}; got {v!r}")
+        """Check every field's type and range (a config may come from a checkpoint file, not only from code)."""
 
-        for name in ("epochs", "batch_size"):
-            positive_int(name)
-        positive_int("threads", 0)
-        positive_int("seed", 0)
+        def positive_int(name: str, low: int = 1, high: int | None = None) -> None:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < low or (high is not None and v > high):
+                bounds = f">= {low}" if high is None else f"in [{low}, {high:,}]"
+                raise ValueError(f"{name} must be an integer {bounds}; got {_short(v)}")
+
+        for name, kind, what in (
+            ("model", str, "a string"),
+            ("data", str, "a string"),
+            ("schedule", str, "a string"),
+            ("device", str, "a string"),
+            ("data_root", (str, type(None)), "a folder name or null"),
+            ("amp", bool, "true or false"),
+            ("cpu_bf16", bool, "true or false"),
+            ("channels_last", bool, "true or false"),
+        ):
+            if not isinstance(getattr(self, name), kind):
+                raise ValueError(f"{name} must be {what}; got {_short(getattr(self, name))}")
+        for name in ("warmup_epochs", "gamma", "held_out"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                raise ValueError(f"{name} must be a finite number; got {_short(v)}")
+        if not isinstance(self.milestones, tuple) or not all(
+            isinstance(m, (int, float)) and not isinstance(m, bool) for m in self.milestones
+        ):
+            raise ValueError(f"milestones must be a list of numbers; got {_short(self.milestones)}")
+
+        positive_int("epochs", 1, MAX_EPOCHS)
+        positive_int("batch_size", 1, 2**24)
+        positive_int("threads", 0, 1024)
+        positive_int("seed", 0, 2**32 - 1)
         if self.width is not None:
             positive_int("width")
         for name, low, high in (("lr", 0.0, 100.0), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, 1.0)):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or not low <= v <= high:
-                raise ValueError(f"{name} must be a number in [{low:g}, {high:g}]; got {v!r}")
+                raise ValueError(f"{name} must be a number in [{low:g}, {high:g}]; got {_short(v)}")
         if self.lr == 0:
             raise ValueError("lr must be > 0")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {_short(self.schedule)}")
         if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {self.device!r}")
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {_short(self.device)}")
         if not isinstance(self.warmup_epochs, (int, float)) or not 0 <= self.warmup_epochs <= self.epochs:
-            raise ValueError(f"warmup_epochs must be between 0 and epochs ({self.epochs}); got {self.warmup_epochs!r}")
+            raise ValueError(
+                f"warmup_epochs must be between 0 and epochs ({self.epochs}); got {_short(self.warmup_epochs)}"
+            )
         if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
-            raise ValueError(f"milestones must be increasing fractions of the run in (0, 1); got {self.milestones!r}")
+            raise ValueError(
+                f"milestones must be increasing fractions of the run in (0, 1); got {_short(self.milestones)}"
+            )
         if not 0 < self.gamma <= 1:
-            raise ValueError(f"gamma must be in (0, 1]; got {self.gamma!r}")
+            raise ValueError(f"gamma must be in (0, 1]; got {_short(self.gamma)}")
         if not 0 < self.held_out < 1:
-            raise ValueError(f"held_out must be a fraction in (0, 1); got {self.held_out!r}")
+            raise ValueError(f"held_out must be a fraction in (0, 1); got {_short(self.held_out)}")
         return self
 
     def resumed(self, **given) -> TrainConfig:
@@ -94,7 +129,8 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(changes) - known)
         if unknown:
-            raise ValueError(f"unknown config field(s) {', '.join(unknown)}; fields are {', '.join(sorted(known))}")
+            names = ", ".join(k if len(k) <= 40 else k[:37] + "..." for k in unknown[:20])
+            raise ValueError(f"unknown config field(s) {names}; fields are {', '.join(sorted(known))}")
         return dataclasses.replace(self, **changes)  # checked by __post_init__
 
     def to_dict(self) -> dict:
@@ -104,8 +140,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise ValueError(f"a config must be a mapping of field names to values; got {_short(d)}")
         d = dict(d)
-        if "milestones" in d:
+        if isinstance(d.get("milestones"), list):
             d["milestones"] = tuple(d["milestones"])
         return cls().replace(**d)
 

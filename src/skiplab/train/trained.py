@@ -8,7 +8,7 @@ from pathlib import Path
 from torch import nn
 
 from skiplab.data import Dataset, load_dataset
-from skiplab.train.checkpoint import load_checkpoint
+from skiplab.train.checkpoint import CHECKPOINT_JSON, load_checkpoint, load_model_state, priced_config
 from skiplab.train.config import TrainConfig
 from skiplab.train.models import build_model
 
@@ -22,12 +22,16 @@ class Trained:
 
 
 def load_trained(run_dir: str | Path, data_root: str | None = None) -> Trained:
-    """Rebuild the run's model from its recorded config and load the checkpoint's (SHA-256 verified) weights."""
+    """Rebuild the run's model from its recorded config and load the checkpoint's (SHA-256 verified) weights.
+
+    The run folder is untrusted: `load_checkpoint` prices its config and checks its weights file before
+    anything is built or read in full (see skiplab.train.checkpoint).
+    """
     ckpt = load_checkpoint(run_dir)
-    cfg = TrainConfig.from_dict(ckpt.meta["config"])
+    cfg = priced_config(ckpt.meta["config"], Path(run_dir) / CHECKPOINT_JSON)
     if data_root is not None:
         cfg = cfg.replace(data_root=data_root)
     data = load_dataset(cfg.data, seed=cfg.seed, root=cfg.data_root, held_out=cfg.held_out)
     model = build_model(cfg.model, data.input_shape, data.num_classes, cfg.width)
-    model.load_state_dict(ckpt.model_state())
+    load_model_state(ckpt, model)
     return Trained(model.eval(), data, cfg, ckpt.epoch)
