@@ -135,3 +135,115 @@ def test_stack_cost_is_measure_cost_of_the_built_stack():
     cfg = StackConfig(depth=3, width=4, skip="dense", in_shape=(3, 4, 4))
     assert stack_cost(cfg) == measure_cost(build_stack(cfg), cfg.in_shape)
     assert stack_cost(cfg, peak=True) == measure_cost(build_stack(cfg), cfg.in_shape, peak=True)
+
+
+# ------------------------------------------------------------------ any model: in-place ops, fast paths, outputs
+
+
+class _TorchvisionBlock(nn.Module):
+    """torchvision's BasicBlock as written there: in-place ReLU and `out += identity`."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+
+def _torchvision_style_net(c=4, blocks=2, classes=10):
+    return nn.Sequential(
+        nn.Conv2d(3, c, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c),
+        nn.ReLU(inplace=True),
+        *[_TorchvisionBlock(c) for _ in range(blocks)],
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(c, classes),
+    )
+
+
+def test_in_place_ops_are_costed():
+    # Bug: OpMeter kept weak references in a set, and a second reference to the tensor an in-place op returns
+    # compared the tensors elementwise ("Boolean value of Tensor with more than one value is ambiguous").
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(inplace=True), nn.Linear(8, 2))
+    cost = measure_cost(model, (8,), peak=True)
+    assert cost.flops_per_example == 2 * (8 * 8 + 8 * 2)
+    twin = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    twin.load_state_dict(model.state_dict())
+    assert 0 < cost.peak_bytes <= measure_cost(twin, (8,), peak=True).peak_bytes  # in place allocates no more
+
+
+def test_a_torchvision_style_resnet_with_in_place_additions_is_costed():
+    c, size, blocks = 4, 8, 2
+    model = _torchvision_style_net(c, blocks)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cost = measure_cost(model, (3, size, size), batch=4, peak=True)
+    macs = size * size * 9 * (3 * c + 2 * blocks * c * c) + c * 10  # by hand: the convolutions and the classifier
+    assert cost.flops_per_example == 2 * macs
+    assert cost.peak_bytes > 4 * cost.activation_bytes_per_example > 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def _encoder(d=32, heads=4, ff=64, layers=2):
+    layer = nn.TransformerEncoderLayer(d, heads, ff, dropout=0.0, batch_first=True)
+    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+
+def _encoder_flops(d=32, ff=64, layers=2, tokens=6):
+    """By hand, per sequence: q, k, v and output projections, scores and their weighted sum, the feed-forward."""
+    macs = 4 * tokens * d * d + 2 * tokens * tokens * d + 2 * tokens * d * ff
+    return 2 * layers * macs
+
+
+def test_a_transformer_in_eval_mode_is_counted_whole():
+    # Bug: in eval mode without grad, PyTorch runs one fused _transformer_encoder_layer_fwd per layer, which no
+    # formula counts: the encoder reported almost nothing.
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = _encoder().eval()
+    cost = measure_cost(model, (6, 32))
+    assert cost.flops_per_example == _encoder_flops()
+    assert cost.uncounted_ops == ()
+    # torch's own counter, gradients on, agrees on every op it has a formula for (all but CPU attention's kernel)
+    x = torch.randn(2, 6, 32, requires_grad=True)
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    attention = 2 * 2 * 2 * 6 * 6 * 32  # two layers, scores and weighted sum, 2 FLOPs per multiply-add
+    assert counter.get_total_flops() // 2 == cost.flops_per_example - attention
+
+
+class _TokenEncoder(nn.Module):
+    def __init__(self, vocab=50, d=32):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d)
+        self.encoder = _encoder(d)
+
+    def forward(self, input_ids, attention_mask=None):
+        pad = None if attention_mask is None else attention_mask == 0
+        return self.encoder(self.embed(input_ids), src_key_padding_mask=pad)
+
+
+def test_a_frozen_token_model_in_eval_mode_is_counted_and_left_frozen():
+    model = _TokenEncoder().eval().requires_grad_(False)
+    ids = torch.randint(0, 50, (3, 6))
+    cost = measure_cost(model, example={"input_ids": ids, "attention_mask": torch.ones_like(ids)})
+    assert (cost.flops_per_example, cost.batch, cost.input_shape) == (_encoder_flops(), 3, (6,))
+    assert not any(p.requires_grad for p in model.parameters())
+    assert not model.training
+
+
+def test_ops_without_a_formula_are_named_never_silently_zero():
+    # An LSTM on CPU runs one fused mkldnn_rnn_layer (where oneDNN is built in): no formula counts it.
+    model = nn.LSTM(8, 16, batch_first=True)
+    cost = measure_cost(model, (5, 8), output=lambda out: out[0])
+    by_hand = 2 * 5 * 4 * (8 * 16 + 16 * 16)  # 4 gates, input and recurrent matmuls, 5 steps
+    assert cost.flops_per_example == by_hand or (cost.flops_per_example < by_hand and cost.uncounted_ops)
+    if cost.uncounted_ops:
+        assert all(op.startswith("aten.") for op in cost.uncounted_ops)

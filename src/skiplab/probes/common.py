@@ -1,4 +1,5 @@
-"""Helpers every probe shares: option checks, a freshly seeded stack, thread and denormal settings.
+"""Helpers every probe shares: option checks, model inputs and outputs of any kind, a freshly seeded stack,
+thread and denormal settings.
 
 The two runtime settings are process-wide in PyTorch. Probes leave them as
 they are; a caller who wants others asks with `tuned(...)`, which restores
@@ -8,10 +9,12 @@ the previous values on the way out.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 
@@ -21,7 +24,16 @@ from skiplab.nn.stacks import StackConfig, build_stack
 from skiplab.seeding import seeded
 
 __all__ = [
+    "Inputs",
+    "OutputChoice",
+    "batch_size",
+    "call_model",
+    "first_tensor",
+    "check_inputs",
     "check_int",
+    "map_tensors",
+    "output_tensor",
+    "slice_batch",
     "check_float",
     "choice",
     "threads",
@@ -50,6 +62,112 @@ def check_float(option: str, value: float, low: float, high: float) -> float:
 def finite(value: float) -> float | None:
     """JSON has no inf or nan: a probe reports them as null."""
     return value if math.isfinite(value) else None
+
+
+# ------------------------------------------------------------------ inputs and outputs of any model
+
+# What a probe feeds a model: a tensor (model(x)), a tuple or list of positional arguments (model(*x)) or a
+# dict of keyword arguments (model(**x), as Hugging Face models take input_ids and attention_mask). Every
+# tensor among them has the batch on its first dimension.
+Inputs = torch.Tensor | tuple | list | Mapping[str, Any]
+# How to read the tensor a probe measures from what the model returns: None reads it (see `output_tensor`),
+# a callable is given the model's output and returns the tensor.
+OutputChoice = Callable[[Any], torch.Tensor] | None
+
+OUTPUT_KEYS: tuple[str, ...] = ("logits", "last_hidden_state")  # read first from a dict-like output, in order
+
+
+def _tensors(inputs: Inputs) -> list[torch.Tensor]:
+    if isinstance(inputs, torch.Tensor):
+        return [inputs]
+    values = inputs.values() if isinstance(inputs, Mapping) else inputs
+    return [v for v in values if isinstance(v, torch.Tensor)]
+
+
+def check_inputs(inputs: Inputs, option: str = "x") -> Inputs:
+    """`inputs` if it is a tensor, a tuple/list or a dict holding at least one tensor with a batch dimension."""
+    if not isinstance(inputs, (torch.Tensor, tuple, list, Mapping)):
+        raise ValueError(
+            f"{option} must be a tensor, a tuple of positional arguments or a dict of keyword arguments; "
+            f"got {type(inputs).__name__}"
+        )
+    tensors = _tensors(inputs)
+    if not tensors or any(t.dim() == 0 for t in tensors):
+        raise ValueError(f"{option} must hold at least one tensor, each with a batch dimension first")
+    sizes = {len(t) for t in tensors}
+    if len(sizes) != 1:
+        raise ValueError(f"{option}: every tensor must have the same batch size (first dimension); got {sorted(sizes)}")
+    return inputs
+
+
+def first_tensor(inputs: Inputs) -> torch.Tensor:
+    """The first tensor of `inputs` (itself, for a tensor)."""
+    return _tensors(inputs)[0]
+
+
+def batch_size(inputs: Inputs) -> int:
+    """Examples in `inputs` (the first dimension of its tensors)."""
+    return len(first_tensor(inputs))
+
+
+def map_tensors(inputs: Inputs, fn: Callable[[torch.Tensor], torch.Tensor]) -> Inputs:
+    """`inputs` with `fn` applied to every tensor in it (other values are passed as they are)."""
+    if isinstance(inputs, torch.Tensor):
+        return fn(inputs)
+    if isinstance(inputs, Mapping):
+        return {k: fn(v) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+    return type(inputs)(fn(v) if isinstance(v, torch.Tensor) else v for v in inputs)
+
+
+def slice_batch(inputs: Inputs, start: int, stop: int) -> Inputs:
+    """Examples start..stop-1 of `inputs`."""
+    return map_tensors(inputs, lambda t: t[start:stop])
+
+
+def call_model(model: Callable, inputs: Inputs) -> Any:
+    """model(x), model(*x) or model(**x) for a tensor, a tuple/list or a dict."""
+    if isinstance(inputs, torch.Tensor):
+        return model(inputs)
+    if isinstance(inputs, Mapping):
+        return model(**inputs)
+    return model(*inputs)
+
+
+def output_tensor(out: Any, output: OutputChoice = None) -> torch.Tensor:
+    """The tensor a probe reads from a model's output.
+
+    output: a callable picks it (given the raw output). None: a tensor is
+    itself; a dict (Hugging Face's `ModelOutput` is an OrderedDict) or a
+    dataclass gives its "logits", else its "last_hidden_state", else its first
+    tensor; a tuple or list gives its first tensor.
+    """
+    if output is not None:
+        if not callable(output):
+            raise ValueError(f"output must be a callable that picks a tensor from the model's output; got {output!r}")
+        picked = output(out)
+        if not isinstance(picked, torch.Tensor):
+            raise ValueError(f"output: the callable must return a tensor; it returned {type(picked).__name__}")
+        return picked
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, Mapping):
+        items = list(out.items())
+    elif dataclasses.is_dataclass(out) and not isinstance(out, type):
+        items = [(f.name, getattr(out, f.name)) for f in dataclasses.fields(out)]
+    elif isinstance(out, (tuple, list)):
+        items = list(enumerate(out))
+    else:
+        items = []
+    found = {k: v for k, v in items if isinstance(v, torch.Tensor)}
+    for key in OUTPUT_KEYS:
+        if key in found:
+            return found[key]
+    if found:
+        return next(iter(found.values()))
+    raise ValueError(
+        f"the model returned {type(out).__name__}, which holds no tensor a probe can read; pass "
+        "output=callable to pick one (for example output=lambda out: out['logits'])"
+    )
 
 
 @contextmanager

@@ -1,8 +1,14 @@
 """What a network costs: parameters, FLOPs, activation memory and peak memory of a training step.
 
-- FLOPs: the multiply-adds of matmuls and convolutions, 2 FLOPs each
-  (elementwise ops are not counted), read off every aten op of a real forward
-  with PyTorch's own formulas (`torch.utils.flop_counter.flop_registry`).
+- FLOPs: the multiply-adds of matmuls, convolutions and attention, 2 FLOPs
+  each (elementwise ops are not counted), counted by PyTorch's own
+  `torch.utils.flop_counter.FlopCounterMode` over one real forward. The
+  forward runs with gradients enabled, as in training: in inference PyTorch
+  takes fused fast paths (a `TransformerEncoder` in eval mode runs one
+  `_transformer_encoder_layer_fwd` per layer) that no formula counts. Ops
+  that still have no formula but do heavy compute (fused attention,
+  transformer and RNN kernels) are named in `Cost.uncounted_ops`: a FLOP count
+  is never silently low.
 - Activation memory: every tensor that autograd saves for the backward pass
   during one training-mode forward, seen through
   `torch.autograd.graph.saved_tensors_hooks`, each storage counted once;
@@ -13,6 +19,10 @@
   creates is seen by a dispatch mode and followed until it is freed, so the
   number is measured on any device, CPU included.
 
+A model is measured on a random batch of `input_shape` (in the dtype of its
+parameters), or on an `example` of any kind: a tensor, a tuple of positional
+arguments or a dict of keyword arguments (token ids and an attention mask).
+
 `compare_skip_types` puts the skip connections of the zoo side by side at
 equal depth and width: identity and projection shortcuts (He et al. 2015),
 dense connections (Huang et al. 2017), highway gates (Srivastava et al. 2015),
@@ -21,6 +31,7 @@ squeeze-and-excitation blocks (Hu et al. 2018) and none (a plain network).
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from collections import OrderedDict
@@ -29,22 +40,36 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import flop_registry
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from skiplab.nn.models import SKIP_TYPES
 from skiplab.nn.stacks import StackConfig
-from skiplab.probes.common import check_int, choice, seeded_stack
+from skiplab.probes.common import (
+    Inputs,
+    OutputChoice,
+    batch_size,
+    call_model,
+    check_inputs,
+    check_int,
+    choice,
+    first_tensor,
+    map_tensors,
+    output_tensor,
+    seeded_stack,
+)
 from skiplab.probes.gradflow import _probe_training_step, synthetic_batch
+from skiplab.probes.results import Tabular
 
 
 @dataclass(frozen=True)
-class Cost:
+class Cost(Tabular):
     params: int
     flops_per_example: int  # forward pass, 2 per multiply-add
-    activation_bytes_per_example: int  # saved for backward, training mode, float32
-    input_shape: tuple[int, ...]
+    activation_bytes_per_example: int  # saved for backward, training mode, in the model's dtype
+    input_shape: tuple[int, ...]  # one example (of the first input tensor)
     batch: int = 2  # examples the measurement ran on
     peak_bytes: int | None = None  # most bytes alive at once in a forward+backward of `batch` examples; None: not asked
+    uncounted_ops: tuple[str, ...] = ()  # compute-heavy ops the forward ran that no FLOP formula counts
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,35 +110,37 @@ class _SavedBytes:
         self._hooks.__exit__(*exc)
 
 
-def saved_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
+def saved_activation_bytes(model: nn.Module, x: Inputs) -> int:
     """Bytes of the distinct tensors autograd saves for backward in one forward of `x` (parameters excluded)."""
-    with _SavedBytes(model) as saved:
-        model(x)
+    with torch.enable_grad(), _SavedBytes(model) as saved:
+        call_model(model, x)
     return saved.bytes
 
 
 class OpMeter(TorchDispatchMode):
-    """Sees every aten op: adds up its FLOPs and follows the memory of the tensors it creates.
+    """Sees every aten op and follows the memory of the tensors it creates.
 
     A storage is counted from the op that creates it until the last tensor on
     it is freed (a weak reference per tensor; views share their storage's
     count), so `peak_bytes` is the high-water mark of live tensor memory.
     Views of, and in-place writes to, memory that existed before (weights,
-    the input) add nothing. `flops` counts the forward only: ops that
-    autograd runs for a backward node are left out, so one metered training
-    step gives forward FLOPs and peak memory at once.
+    the input) add nothing; an in-place op returns its argument, which is
+    followed already.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.flops = 0  # forward ops only, 2 per multiply-add
         self.live_bytes = 0
         self.peak_bytes = 0
         self._refs: dict[int, list[int]] = {}  # storage address -> [tensors alive on it, its bytes]
-        self._watch: set[weakref.ref] = set()  # the weak references themselves must stay alive
+        # The weak references themselves must stay alive. Keyed by id: a weak reference to a tensor compares
+        # by the tensors' ==, which is elementwise (a set of them raised on the second reference to one tensor).
+        self._watch: dict[int, weakref.ref] = {}
+        self._followed: set[int] = set()  # ids of the tensors followed now
 
-    def _released(self, ref: weakref.ref, key: int) -> None:
-        self._watch.discard(ref)
+    def _released(self, ref: weakref.ref, key: int, tid: int) -> None:
+        self._watch.pop(id(ref), None)
+        self._followed.discard(tid)
         entry = self._refs[key]
         entry[0] -= 1
         if entry[0] == 0:
@@ -123,14 +150,11 @@ class OpMeter(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        formula = flop_registry.get(func._overloadpacket)
-        if formula is not None and torch._C._current_autograd_node() is None:
-            self.flops += int(formula(*args, **kwargs, out_val=out))
         # aten ops return a tensor or one flat tuple/list of them (some entries None).
         arg_storages: set[int] | None = None  # the arguments' storages, found once per op and only when needed
         for t in out if isinstance(out, (tuple, list)) else (out,):
-            if not isinstance(t, torch.Tensor):
-                continue
+            if not isinstance(t, torch.Tensor) or id(t) in self._followed:
+                continue  # not a tensor, or an in-place op's argument, followed since the op that made it
             key = t.untyped_storage().data_ptr()
             if key == 0:
                 continue
@@ -145,7 +169,10 @@ class OpMeter(TorchDispatchMode):
                 self.live_bytes += nbytes
             else:
                 entry[0] += 1
-            self._watch.add(weakref.ref(t, lambda ref, key=key: self._released(ref, key)))
+            tid = id(t)
+            ref = weakref.ref(t, lambda ref, key=key, tid=tid: self._released(ref, key, tid))
+            self._watch[id(ref)] = ref
+            self._followed.add(tid)
         self.peak_bytes = max(self.peak_bytes, self.live_bytes)
         return out
 
@@ -166,27 +193,79 @@ def _argument_storages(args: tuple) -> set[int]:
     return keys
 
 
-def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
-    """FLOPs of one forward of `x` (the whole batch), 2 per multiply-add."""
-    with torch.no_grad(), OpMeter() as meter:
-        model(x)
-    return meter.flops
+def _cpu_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """CPU's fused attention kernel does the two matmuls of every other attention kernel (torch's formula)."""
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-def peak_step_bytes(model: nn.Module, x: torch.Tensor) -> int:
-    """Peak bytes of tensors alive during one forward+backward of `x` (loss: the sum of the outputs).
+# Ops FlopCounterMode has no formula for, counted with torch's own formula for the same computation.
+EXTRA_FLOP_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops}
+# An op without a formula whose name says it multiplies matrices is reported, never counted as 0.
+HEAVY_OP = re.compile(r"mm|matmul|conv|linear|einsum|attention|transformer|lstm|gru|rnn|_fwd")
+
+
+class _UncountedOps(TorchDispatchMode):
+    """Names the compute-heavy ops of a forward that `counter` has no FLOP formula for."""
+
+    def __init__(self, counter: FlopCounterMode) -> None:
+        super().__init__()
+        self._known = counter.flop_registry
+        self.ops: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        packet = func._overloadpacket
+        if packet not in self._known and HEAVY_OP.search(packet.__name__):
+            self.ops.add(f"aten.{packet.__name__}")
+        return func(*args, **(kwargs or {}))
+
+
+def count_forward_flops(model: nn.Module, x: Inputs) -> tuple[int, tuple[str, ...]]:
+    """FLOPs of one forward of `x` (the whole batch), 2 per multiply-add, and the heavy ops no formula counts.
+
+    The forward runs in the model's current mode with gradients enabled, the
+    floating-point inputs and (for the call) every frozen parameter requiring
+    grad, so PyTorch's inference fast paths are not taken; `requires_grad` and
+    BatchNorm statistics are as before afterwards.
+    """
+    leaves = map_tensors(x, lambda t: t.detach().requires_grad_() if t.is_floating_point() else t)
+    frozen = [p for p in model.parameters() if p.is_floating_point() and not p.requires_grad]
+    buffers = list(model.buffers())
+    saved = [b.clone() for b in buffers] if model.training else []
+    counter = FlopCounterMode(display=False, custom_mapping=EXTRA_FLOP_FORMULAS)
+    try:
+        for p in frozen:
+            p.requires_grad_(True)
+        with torch.enable_grad(), counter, _UncountedOps(counter) as uncounted:
+            call_model(model, leaves)
+    finally:
+        for p in frozen:
+            p.requires_grad_(False)
+        with torch.no_grad():
+            for b, s in zip(buffers, saved):
+                b.copy_(s)
+    return counter.get_total_flops(), tuple(sorted(uncounted.ops))
+
+
+def forward_flops(model: nn.Module, x: Inputs) -> int:
+    """FLOPs of one forward of `x` (the whole batch), 2 per multiply-add (see `count_forward_flops`)."""
+    return count_forward_flops(model, x)[0]
+
+
+def peak_step_bytes(model: nn.Module, x: Inputs, output: OutputChoice = None) -> int:
+    """Peak bytes of tensors alive during one forward+backward of `x` (loss: the sum of the output tensor).
 
     The model is used in its current mode; BatchNorm statistics and `.grad`
     are left as they were (gradients are taken with `torch.autograd.grad`).
+    output: how to read the tensor from the model's output (see `common.output_tensor`).
     """
     params = [p for p in model.parameters() if p.requires_grad]
     buffers = list(model.buffers())
     saved = [b.clone() for b in buffers]
     try:
         with torch.enable_grad(), OpMeter() as meter:
-            out = model(x)
-            loss = out.float().sum()
-            grads = torch.autograd.grad(loss, params, allow_unused=True) if params else ()
+            out = output_tensor(call_model(model, x), output)
+            loss = out.sum() if out.is_floating_point() else out.float().sum()
+            grads = torch.autograd.grad(loss, params, allow_unused=True) if params and loss.requires_grad else ()
             del out, loss, grads
     finally:
         with torch.no_grad():
@@ -195,28 +274,57 @@ def peak_step_bytes(model: nn.Module, x: torch.Tensor) -> int:
     return meter.peak_bytes
 
 
-def measure_cost(model: nn.Module, input_shape: tuple[int, ...], batch: int = 2, *, peak: bool = False) -> Cost:
-    """Cost of one example, measured on a batch of `batch` (BatchNorm needs more than one in training mode).
+def _random_batch(model: nn.Module, input_shape: tuple[int, ...], batch: int) -> torch.Tensor:
+    """Standard-normal inputs in the dtype and on the device of the model's first floating-point parameter."""
+    first = next((p for p in model.parameters() if p.is_floating_point()), None)
+    dtype, device = (first.dtype, first.device) if first is not None else (torch.get_default_dtype(), None)
+    return torch.randn(batch, *input_shape, dtype=dtype, device=device)
 
-    peak: also run a forward+backward and report its peak memory (`Cost.peak_bytes`, for the whole batch).
+
+def measure_cost(
+    model: nn.Module,
+    input_shape: tuple[int, ...] | None = None,
+    batch: int = 2,
+    *,
+    example: Inputs | None = None,
+    peak: bool = False,
+    output: OutputChoice = None,
+) -> Cost:
+    """Cost of one example, measured on a batch (BatchNorm needs more than one example in training mode).
+
+    input_shape: one example's shape; the model runs on `batch` standard-normal
+    examples in its parameters' dtype. example: instead, the inputs themselves
+    (a tensor, a tuple of positional arguments or a dict of keyword
+    arguments, batch first; integer token ids welcome); their batch is the
+    batch. peak: also run a forward+backward and report its peak memory
+    (`Cost.peak_bytes`, for the whole batch; the loss is the sum of the output
+    tensor, read from a dict, tuple or `ModelOutput` as `common.output_tensor`
+    says, or by `output`).
     """
-    check_int("batch", batch, 2, 4096)
+    if (input_shape is None) == (example is None):
+        raise ValueError("measure_cost needs an input_shape or an example (one of the two)")
+    if example is None:
+        check_int("batch", batch, 2, 4096)
+        x: Inputs = _random_batch(model, tuple(input_shape), batch)
+    else:
+        x = check_inputs(example, "example")
+        batch = batch_size(x)
+        input_shape = tuple(first_tensor(x).shape[1:])
     was_training = model.training
-    x = torch.randn(batch, *input_shape)
     buffers = list(model.buffers())
     saved = [b.clone() for b in buffers]  # training-mode forwards move BatchNorm statistics: put them back
     try:
         model.eval()
-        flops = forward_flops(model, x)
+        flops, uncounted = count_forward_flops(model, x)
         model.train()
-        act = saved_activation_bytes(model, x.requires_grad_(False))
-        peak_bytes = peak_step_bytes(model, x) if peak else None
+        act = saved_activation_bytes(model, x)
+        peak_bytes = peak_step_bytes(model, x, output) if peak else None
     finally:
         model.train(was_training)
         with torch.no_grad():
             for b, s in zip(buffers, saved):
                 b.copy_(s)
-    return Cost(count_params(model), flops // batch, act // batch, tuple(input_shape), batch, peak_bytes)
+    return Cost(count_params(model), flops // batch, act // batch, tuple(input_shape), batch, peak_bytes, uncounted)
 
 
 class _Memo:
@@ -352,11 +460,13 @@ def compare_skip_types(
         with seeded_stack(cfg, seed) as model:
             costs = _STEP_COSTS.get((cfg, batch))
             if costs is None:
-                # One metered training step (gradients of the parameters only, as in training) gives forward
-                # FLOPs, saved activations, peak memory and, from hooks that keep only norms, the gradient flow.
+                # One metered training step (gradients of the parameters only, as in training) gives saved
+                # activations, peak memory and, from hooks that keep only norms, the gradient flow. The FLOPs
+                # are counted on a forward of their own (BatchNorm statistics restored after it).
+                flops = forward_flops(model, x)
                 with OpMeter() as meter, _SavedBytes(model) as saved:
                     flow = _probe_training_step(model, x, y)
-                costs = (count_params(model), meter.flops // batch, saved.bytes // batch, meter.peak_bytes)
+                costs = (count_params(model), flops // batch, saved.bytes // batch, meter.peak_bytes)
                 _STEP_COSTS.put((cfg, batch), costs)
             else:
                 flow = _probe_training_step(model, x, y)
