@@ -97,12 +97,29 @@ def test_a_cancelled_job_stops():
         job = client.post("/api/jobs", json={"depth": 56, "skip": "none", "epochs": 30}).json()
         assert client.post("/api/jobs", json={"epochs": 1}).status_code == 429  # the only slot is taken
         time.sleep(0.5)
-        assert client.delete(f"/api/jobs/{job['id']}").json()["cancel_requested"] is True
+        assert client.post(f"/api/jobs/{job['id']}/cancel").json()["cancel_requested"] is True
         deadline = time.monotonic() + 300  # a hang guard only: the trainer stops before its next step
         while client.get(f"/api/jobs/{job['id']}").json()["status"] == "running":
             assert time.monotonic() < deadline, "the cancelled job never stopped"
             time.sleep(0.02)
         assert client.get(f"/api/jobs/{job['id']}").json()["status"] == "stopped"
+        assert client.delete(f"/api/jobs/{job['id']}").json()["status"] == "stopped"
+        assert client.get(f"/api/jobs/{job['id']}").status_code == 404
+
+
+@pytest.mark.slow
+def test_delete_stops_a_real_training_job_and_frees_its_slot():
+    with TestClient(create_app(WebSettings(warm_up=False, max_jobs=1)), base_url="http://127.0.0.1") as client:
+        job = client.post("/api/jobs", json={"depth": 56, "skip": "none", "epochs": 30}).json()
+        assert [j["id"] for j in client.get("/api/jobs").json()] == [job["id"]]
+        r = client.delete(f"/api/jobs/{job['id']}")
+        assert r.status_code == 200 and r.json()["cancel_requested"] is True
+        assert client.get(f"/api/jobs/{job['id']}").status_code == 404
+        deadline = time.monotonic() + 300  # a hang guard only: the trainer stops before its next step
+        while (r := client.post("/api/jobs", json={"depth": 4, "epochs": 1})).status_code == 429:
+            assert time.monotonic() < deadline, "the removed job never freed its slot"
+            time.sleep(0.05)
+        assert r.status_code == 202
 
 
 def test_job_errors_are_readable():
@@ -143,3 +160,73 @@ def test_without_a_store_the_runs_endpoint_says_how_to_get_one():
     with TestClient(create_app(WebSettings(warm_up=False)), base_url="http://127.0.0.1") as client:
         r = client.get("/api/runs")
         assert r.status_code == 404 and "--store" in r.json()["detail"]
+
+
+def test_manager_lists_jobs_and_removes_one_for_good():
+    m = JobManager(WebSettings(max_jobs=1))
+    a = m.start({"depth": 4}, looping_work(1000))
+    assert [j.id for j in m.jobs()] == [a.id]
+    removed = m.remove(a.id, wait_s=60)  # a hang guard: the fake trainer polls every 10 ms
+    assert removed.cancel.is_set() and removed.status == "stopped"
+    assert m.jobs() == []
+    with pytest.raises(UnknownJob):
+        m.get(a.id)
+    with pytest.raises(UnknownJob):
+        m.remove(a.id)
+    b = m.start({}, looping_work(1))  # the slot is free again
+    assert [j.id for j in m.jobs()] == [b.id]
+
+
+def test_a_removed_job_holds_its_slot_until_its_thread_ends():
+    gate = threading.Event()
+
+    def stubborn(on_epoch, should_stop):  # ignores cancellation until the gate opens
+        gate.wait(60)
+        return "stopped", ""
+
+    m = JobManager(WebSettings(max_jobs=1))
+    a = m.start({}, stubborn)
+    m.remove(a.id)
+    with pytest.raises(TooManyJobs):
+        m.start({}, looping_work(1))
+    gate.set()
+    m.shutdown(wait_s=60)  # joins the removed job's thread too
+    assert m.running() == 0
+    b = m.start({}, looping_work(1))
+    assert wait_done(m, b.id).status == "completed"
+
+
+def test_the_api_lists_jobs_and_delete_removes_one():
+    app = create_app(WebSettings(warm_up=False, max_jobs=1))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert client.get("/api/jobs").json() == []
+        # a job whose 202 reply was lost: started behind the API's back, found through the list
+        job = app.state.jobs.start({"depth": 20, "skip": "identity", "epochs": 2, "seed": 0}, looping_work(10_000))
+        listed = client.get("/api/jobs").json()
+        assert listed == [
+            {
+                "id": job.id,
+                "spec": {"depth": 20, "skip": "identity", "epochs": 2, "seed": 0},
+                "status": "running",
+                "message": "",
+            }
+        ]
+        r = client.delete(f"/api/jobs/{job.id}")
+        assert r.status_code == 200
+        assert r.json()["id"] == job.id and r.json()["cancel_requested"] is True
+        assert client.get(f"/api/jobs/{job.id}").status_code == 404
+        assert client.get(f"/api/jobs/{job.id}/events").status_code == 404
+        assert client.post(f"/api/jobs/{job.id}/cancel").status_code == 404
+        assert client.delete(f"/api/jobs/{job.id}").status_code == 404
+        assert client.get("/api/jobs").json() == []
+        # POST .../cancel stops a job and keeps it readable
+        other = app.state.jobs.start({"depth": 4, "skip": "none", "epochs": 1, "seed": 0}, looping_work(10_000))
+        assert client.post(f"/api/jobs/{other.id}/cancel").json()["cancel_requested"] is True
+        assert client.get(f"/api/jobs/{other.id}").status_code == 200
+
+
+def test_the_job_routes_are_documented():
+    spec = create_app(WebSettings(warm_up=False)).openapi()["paths"]
+    assert spec["/api/jobs"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["type"] == "array"
+    assert {"200", "404"} <= set(spec["/api/jobs/{job_id}"]["delete"]["responses"])
+    assert {"413", "422", "429"} <= set(spec["/api/jobs"]["post"]["responses"])

@@ -6,7 +6,9 @@ failed), and the per-epoch metrics the trainer hands to `on_epoch`. Readers
 connects late still receives every epoch. Cancelling sets an event the
 trainer polls before every batch (`should_stop`), so a job stops within one
 training step. The manager bounds how many jobs run at once and how many
-finished ones it remembers.
+finished ones it remembers; `jobs` lists them all (a client whose reply to
+"start" was lost finds its job there), and `remove` cancels a job and
+forgets it at once.
 """
 
 from __future__ import annotations
@@ -73,7 +75,9 @@ class JobManager:
         self._lock = threading.Lock()
 
     def running(self) -> int:
-        return sum(not j.done for j in self._jobs.values())
+        """Jobs still training, counting removed ones whose thread has not yet noticed its cancellation."""
+        removed = sum(t.is_alive() for job_id, t in self._threads.items() if job_id not in self._jobs)
+        return sum(not j.done for j in self._jobs.values()) + removed
 
     def start(self, spec: dict, work: Work) -> Job:
         with self._lock:
@@ -108,6 +112,14 @@ class JobManager:
         for j in finished[: max(0, len(finished) - self.settings.job_keep)]:
             del self._jobs[j.id]
             self._threads.pop(j.id, None)
+        for job_id, thread in list(self._threads.items()):  # removed jobs whose thread has ended
+            if job_id not in self._jobs and not thread.is_alive():
+                del self._threads[job_id]
+
+    def jobs(self) -> list[Job]:
+        """Every job remembered, oldest first."""
+        with self._lock:
+            return list(self._jobs.values())
 
     def get(self, job_id: str) -> Job:
         try:
@@ -119,6 +131,21 @@ class JobManager:
         """Ask the job to stop; with `wait_s`, wait up to that long for its thread to end."""
         job = self.get(job_id)
         job.cancel.set()
+        thread = self._threads.get(job_id)
+        if wait_s and thread is not None:
+            thread.join(wait_s)
+        return job
+
+    def remove(self, job_id: str, wait_s: float = 0.0) -> Job:
+        """Cancel the job if it runs and forget it: `get` raises UnknownJob from now on.
+
+        Its thread, until it notices the cancellation, still counts against `max_jobs` and is waited for
+        by `shutdown`; with `wait_s`, wait up to that long for it to end. Returns the job as it ended.
+        """
+        with self._lock:
+            job = self.get(job_id)
+            job.cancel.set()
+            del self._jobs[job_id]
         thread = self._threads.get(job_id)
         if wait_s and thread is not None:
             thread.join(wait_s)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from skiplab.probes.anatomy import block_anatomy
 from skiplab.web.deps import COMPUTE, Engine
@@ -22,6 +22,8 @@ SEED = 0
 
 
 class AnatomyQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown parameter is a 422 naming it, never ignored
+
     form: Literal["basic", "bottleneck", "preact"] = Field("basic", description="Block form.")
     scale: float = Field(1.0, ge=0.1, le=2.0, description="Factor s in y = s·F(x) + x.")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from skiplab.probes.bypass import bypass_metrics
 from skiplab.web.deps import COMPUTE, Engine
@@ -21,6 +21,8 @@ SEED = 0
 
 
 class BypassQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown parameter is a 422 naming it, never ignored
+
     layers: int = Field(10, ge=1, le=50, description="Layers in the stack.")
     skips: bool = Field(True, description="Identity skip connections around every layer.")
     activation: Literal["sigmoid", "tanh", "relu"] = "sigmoid"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from skiplab.nn import StackConfig
 from skiplab.probes.highway import compare_highways
@@ -26,6 +26,8 @@ SEED = 0
 
 
 class GradFlowQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown parameter is a 422 naming it, never ignored
+
     depth: int = Field(56, ge=2, le=1000, description="Layers in the stack.")
     activation: Literal["relu", "tanh", "sigmoid"] = "relu"
     norm: Literal["batch", "none"] = "batch"

@@ -1,10 +1,13 @@
-"""Live training: a job with an id — start it, stream its epochs as server-sent events, cancel it.
+"""Live training: a job with an id — start it, list it, stream its epochs as server-sent events, cancel or remove it.
 
 The work is `skiplab.train.train` on the embedded digits data with exactly the
 recipe of the shipped degradation runs (`DegradationConfig().train_config`),
 so a live curve can be laid over the stored ones; it runs in a worker thread of the
 `JobManager`; each finished epoch is streamed as an `epoch` event and the end
-as an `end` event.
+as an `end` event. `GET /api/jobs` lists every job the server remembers, so a
+client whose 202 reply was lost can find its job; `DELETE /api/jobs/{id}`
+cancels it and forgets it (a later GET answers 404), while `POST .../cancel`
+stops it and keeps it readable.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from skiplab.experiments import DegradationConfig
 from skiplab.store import RunStore
@@ -30,6 +33,7 @@ router = APIRouter(prefix="/jobs", tags=["live training"])
 POLL_S = 0.1  # how often the event stream looks for new epochs
 BAD_BODY = {400: {"model": Problem, "description": "The body could not be read as JSON."}}
 TOO_MANY = {429: {"model": Problem, "description": "Every live-training slot is taken; wait or cancel a job."}}
+TOO_LARGE = {413: {"model": Problem, "description": "The body is larger than the server reads (64 KiB by default)."}}
 
 
 def json_integer(v: object) -> object:
@@ -43,6 +47,8 @@ JsonInt = Annotated[int, BeforeValidator(json_integer)]
 
 
 class JobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422 naming it, not silently the default
+
     depth: JsonInt = Field(56, ge=2, le=110, description="Layers of the digits net (the stored runs' family).")
     skip: Literal["none", "identity"] = Field("none", description="none: plain; identity: residual.")
     epochs: JsonInt = Field(10, ge=1, le=30, description="Epochs to train (the server may bound this lower).")
@@ -56,6 +62,15 @@ class JobOut(BaseModel):
     message: str
     epochs: list[dict] = Field(description="Per-epoch metrics as the trainer reports them (EpochMetrics).")
     cancel_requested: bool
+
+
+class JobSummary(BaseModel):
+    """A job as the list shows it: enough to recognise one's own and cancel it."""
+
+    id: str
+    spec: JobRequest
+    status: Literal["queued", "running", "completed", "stopped", "diverged", "failed"]
+    message: str
 
 
 def manager(request: Request) -> JobManager:
@@ -101,7 +116,7 @@ def training_work(req: JobRequest, store: RunStore | None = None, max_s: float =
     "",
     response_model=JobOut,
     status_code=202,
-    responses={**BAD_BODY, **UNPROCESSABLE, **TOO_MANY},
+    responses={**BAD_BODY, **TOO_LARGE, **UNPROCESSABLE, **TOO_MANY},
     summary="Start a live training job",
 )
 def start(request: Request, settings: Settings, req: Annotated[JobRequest, Body()] = JobRequest()) -> JobOut:
@@ -116,14 +131,35 @@ def start(request: Request, settings: Settings, req: Annotated[JobRequest, Body(
     return JobOut(**job.snapshot())
 
 
+@router.get("", response_model=list[JobSummary], summary="Every job the server remembers, oldest first")
+def jobs_list(request: Request) -> list[JobSummary]:
+    summaries = []
+    for job in manager(request).jobs():
+        snap = job.snapshot()
+        summaries.append(JobSummary(**{k: snap[k] for k in ("id", "spec", "status", "message")}))
+    return summaries
+
+
 @router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND, summary="A job's status and epochs so far")
 def status(request: Request, job_id: str) -> JobOut:
     return JobOut(**find(request, job_id).snapshot())
 
 
-@router.delete("/{job_id}", response_model=JobOut, responses=NOT_FOUND, summary="Cancel a job (as POST cancel)")
-def delete(request: Request, job_id: str) -> JobOut:
-    return cancel(request, job_id)
+@router.delete(
+    "/{job_id}",
+    response_model=JobOut,
+    responses={
+        **NOT_FOUND,
+        200: {"description": "The job as it ended (or as it was when its thread was asked to stop); now forgotten."},
+    },
+    summary="Cancel a job if it runs, and remove it",
+)
+def delete(request: Request, settings: Settings, job_id: str) -> JobOut:
+    try:
+        job = manager(request).remove(job_id, wait_s=settings.cancel_grace_s)
+    except UnknownJob:
+        raise HTTPException(404, f"no job {job_id!r}: it never existed or was forgotten") from None
+    return JobOut(**job.snapshot())
 
 
 def sse(event: str, data: dict) -> str:
@@ -162,7 +198,7 @@ async def events(request: Request, job_id: str) -> StreamingResponse:
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut, responses=NOT_FOUND, summary="Cancel a job")
+@router.post("/{job_id}/cancel", response_model=JobOut, responses=NOT_FOUND, summary="Cancel a job; it stays readable")
 def cancel(request: Request, job_id: str) -> JobOut:
     find(request, job_id)
     return JobOut(**manager(request).cancel(job_id).snapshot())

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from skiplab.probes.paths import gradient_by_path_length, path_length_distribution
 from skiplab.web.deps import COMPUTE, Engine
@@ -24,6 +24,8 @@ SEED = 0
 
 
 class PathsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown parameter is a 422 naming it, never ignored
+
     n: int = Field(12, ge=1, le=40, description="Residual blocks.")
 
 

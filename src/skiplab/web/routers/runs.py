@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from skiplab.store import RunStore
 from skiplab.store.runs import UnknownRunError
@@ -19,6 +19,8 @@ router = APIRouter(prefix="/runs", tags=["run store"])
 
 
 class RunsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # an unknown parameter is a 422 naming it, never ignored
+
     name: str | None = Field(None, max_length=100, description="Only runs whose name starts with this.")
     status: Literal["running", "completed", "stopped", "diverged", "failed"] | None = None
     limit: int = Field(20, ge=1, le=200)
