@@ -49,3 +49,15 @@ def test_bad_options():
         gradient_by_path_length(create_model("plainmlp20"), torch.randn(4, 64), torch.zeros(4, dtype=torch.long))
     with pytest.raises(ValueError, match="x and y are required"):
         gradient_by_path_length(create_model("resmlp20"))
+
+
+def test_a_model_in_training_mode_leaves_with_every_buffer_bit_equal():
+    # Bug: the forward moved BatchNorm's running statistics of a model in training mode.
+    torch.manual_seed(0)
+    model = create_model("resnet20").train()
+    before = {k: v.clone() for k, v in model.named_buffers()}
+    assert len(before) == 57
+    gradient_by_path_length(model, torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,)), samples=1)
+    after = dict(model.named_buffers())
+    assert all(torch.equal(before[k], after[k]) and before[k].dtype == after[k].dtype for k in before)
+    assert model.training and all(p.grad is None for p in model.parameters())

@@ -97,7 +97,8 @@ def gradient_by_path_length(
     model: a `SkipNet` of residual blocks (None: a fresh pre-activation
     residual MLP of `blocks` blocks, width 64, on a synthetic batch of 64);
     x, y: its batch (needed with a model). samples: paths sampled per length
-    (1..64). The model is run in its current mode; nothing in it changes.
+    (1..64). The model is run in its current mode; nothing in it changes (its
+    BatchNorm statistics and other buffers are restored, no `.grad` is written).
     """
     check_int("samples", samples, 1, 64)
     check_int("seed", seed, 0, 2**31 - 1)
@@ -119,7 +120,15 @@ def _path_gradients(model: SkipNet, x: torch.Tensor, y: torch.Tensor, samples: i
         raise ValueError(f"model must be a SkipNet (with named_blocks); got {type(model).__name__}")
     chain = _residual_blocks(model)
     n = len(chain)
-    per_length = _sample_paths(model, chain, x, y, samples, seed)
+    # A forward in training mode moves BatchNorm's running statistics: put every buffer back.
+    buffers = list(model.buffers())
+    saved = [b.clone() for b in buffers]
+    try:
+        per_length = _sample_paths(model, chain, x, y, samples, seed)
+    finally:
+        with torch.no_grad():
+            for b, s in zip(buffers, saved):
+                b.copy_(s)
     totals = [per_length[k] * math.comb(n, k) for k in range(n + 1)]
     grand = sum(totals)
     lengths = tuple(
