@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test test-busy lint layers bench fuzz system-deps vendor clean
+.PHONY: serve test test-busy lint layers bench bench-deps fuzz system-deps vendor clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,7 +37,13 @@ test-busy: $(STAMP) system-deps lint layers
 	@timeout 3600 $(BIN)/python -c 'while True: pass' & spin=$$!; \
 	  $(BIN)/python -m pytest -q; rc=$$?; kill $$spin 2>/dev/null; exit $$rc
 
-bench: $(STAMP)
+# wrk drives the load benchmark: a compiled generator, so the load does not share the server's limits.
+bench-deps:
+	@command -v wrk >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq wrk; }
+
+bench: $(STAMP) bench-deps
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.summary
 

@@ -7,9 +7,11 @@ figure can say which runs produced it. Only what the page draws is sent.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, Field
 
 from skiplab.experiments.results import load_results
@@ -97,7 +99,17 @@ def curves(data: dict) -> list[Curve]:
 
 
 @router.get("/degradation", response_model=DegradationOut, responses=NOT_FOUND, summary="Stored degradation runs")
-def degradation() -> DegradationOut:
+async def degradation() -> Response:
+    return Response(_json(degradation_out), media_type="application/json")
+
+
+@functools.cache
+def _json(build: Callable[[], BaseModel]) -> bytes:
+    """The shipped files do not change while the server runs: each answer is built and serialised once."""
+    return build().model_dump_json().encode()
+
+
+def degradation_out() -> DegradationOut:
     data = shipped("degradation")
     return DegradationOut(
         provenance=provenance(data),
@@ -133,7 +145,11 @@ class LesionOut(BaseModel):
 
 
 @router.get("/lesion", response_model=LesionOut, responses=NOT_FOUND, summary="Stored lesion study (Veit et al.)")
-def lesion() -> LesionOut:
+async def lesion() -> Response:
+    return Response(_json(lesion_out), media_type="application/json")
+
+
+def lesion_out() -> LesionOut:
     data = shipped("lesion")
     studies, sentences = [], []
     for name, run in data["runs"].items():

@@ -1,0 +1,161 @@
+"""Load held by `skiplab serve`, driven by wrk (a compiled generator that shares no interpreter with the server).
+
+Two wrk processes run at once for `SECONDS`: 25 connections asking light
+endpoints (the article, stored results, the schema) and 25 asking heavy ones
+with random settings, so most of them miss the answer cache. The heavy side's
+queue is full nearly all the time, so nearly all of its answers are 429s: its
+latency percentiles are those of a refusal (the counts say how many were
+computed). A light-only run of the same length first is the baseline in the
+same run; the server's memory (PSS of the serving process, its fork server and
+workers) is sampled every second.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.web.conftest import free_port
+
+SECONDS = 60
+BASELINE_SECONDS = 20
+CONNECTIONS = 25  # per side: 50 clients in all
+
+# Each wrk thread counts the statuses it sees; `done` prints them as one JSON line.
+COUNTING = """
+counts = {}  -- global: done() reads each thread's copy with thread:get
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function response(status, headers, body) counts[status] = (counts[status] or 0) + 1 end
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    local c = t:get("counts")
+    for k, v in pairs(c) do total[tostring(k)] = (total[tostring(k)] or 0) + v end
+  end
+  local parts = {}
+  for k, v in pairs(total) do table.insert(parts, string.format('"%s": %d', k, v)) end
+  io.write("STATUSES {" .. table.concat(parts, ", ") .. "}\\n")
+  for _, p in ipairs({50, 99}) do io.write(string.format("P%d %.3f\\n", p, latency:percentile(p) / 1000)) end
+end
+"""
+LIGHT = COUNTING + """
+local paths = {"/", "/api/results/degradation", "/api/results/lesion", "/openapi.json"}
+local i = 0
+function request() i = i + 1; return wrk.format("GET", paths[(i % #paths) + 1]) end
+"""
+# Uncached gradient-flow probes of 300-1000 layers (0.2-2 s each): the queue stays full, so all but a
+# few of these are refused, and the side's percentiles are those of a 429 (the counts say how many ran).
+HEAVY = COUNTING + """
+local acts = {"relu", "tanh", "sigmoid"}
+local norms = {"batch", "none"}
+function request()
+  local q = "depth=" .. math.random(300, 1000) .. "&activation=" .. acts[math.random(3)]
+  q = q .. "&norm=" .. norms[math.random(2)]
+  return wrk.format("GET", "/api/gradflow?" .. q)
+end
+"""
+
+
+def _wrk(url: str, script: str, seconds: int, tmp: Path, name: str) -> subprocess.Popen:
+    path = tmp / f"{name}.lua"
+    path.write_text(script)
+    cmd = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "30s", "-s", str(path), url]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _parse(out: str) -> dict:
+    statuses = json.loads(re.search(r"^STATUSES (.*)$", out, re.M).group(1))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "requests": sum(statuses.values()),
+        "statuses": dict(sorted(statuses.items())),
+        "p50_ms": float(re.search(r"^P50 (\S+)$", out, re.M).group(1)),
+        "p99_ms": float(re.search(r"^P99 (\S+)$", out, re.M).group(1)),
+        "socket_errors": sum(int(g) for g in errors.groups()) if errors else 0,
+    }
+
+
+def _tree_pss_mb(pid: int) -> float:
+    """Proportional set size of `pid` and its descendants (fork server, workers), in MiB.
+
+    PSS counts each shared page once across the processes that share it: the workers are forked from a
+    fork server that imported torch, so summing their RSS would count torch's pages several times.
+    """
+    ps = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout.split("\n")
+    rows = [tuple(int(v) for v in line.split()) for line in ps if line.strip()]
+    tree, grew = {pid}, True
+    while grew:
+        grew = False
+        for p, parent in rows:
+            if parent in tree and p not in tree:
+                tree.add(p)
+                grew = True
+    total_kb = 0
+    for p in tree:
+        try:
+            text = Path(f"/proc/{p}/smaps_rollup").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        total_kb += int(re.search(r"^Pss:\s+(\d+) kB", text, re.M).group(1))
+    return total_kb / 1024
+
+
+def run() -> dict:
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed: apt-get install wrk (make bench does)")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "skiplab", "serve", "--port", str(port)])
+    rss: list[float] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(1.0):
+            rss.append(_tree_pss_mb(server.pid))
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # until it answers and has computed its default views
+            try:
+                if httpx.get(f"{url}/api/bypass", timeout=30).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("skiplab serve did not start")
+            time.sleep(0.5)
+        threading.Thread(target=sample, daemon=True).start()
+        with tempfile.TemporaryDirectory() as tmp:
+            baseline = _parse(_wrk(url, LIGHT, BASELINE_SECONDS, Path(tmp), "baseline").communicate()[0])
+            light, heavy = _wrk(url, LIGHT, SECONDS, Path(tmp), "light"), _wrk(url, HEAVY, SECONDS, Path(tmp), "heavy")
+            light_out, heavy_out = _parse(light.communicate()[0]), _parse(heavy.communicate()[0])
+    finally:
+        stop.set()
+        server.terminate()
+        server.wait(30)
+    statuses = {**light_out["statuses"]}
+    for k, v in heavy_out["statuses"].items():
+        statuses[k] = statuses.get(k, 0) + v
+    return {
+        "seconds": SECONDS,
+        "clients": 2 * CONNECTIONS,
+        "statuses": dict(sorted(statuses.items())),
+        "server_errors": sum(v for k, v in statuses.items() if k.startswith("5")),
+        "light": light_out,
+        "heavy": heavy_out,
+        "light_only_baseline": baseline,
+        "light_p99_vs_light_only": round(light_out["p99_ms"] / max(baseline["p99_ms"], 1e-9), 2),
+        "heavy_computed_share": round(heavy_out["statuses"].get("200", 0) / max(heavy_out["requests"], 1), 4),
+        "pss_mb_max": round(max(rss), 1) if rss else None,
+        "pss_mb_last": round(rss[-1], 1) if rss else None,
+    }
