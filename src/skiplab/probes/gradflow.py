@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
@@ -31,7 +32,20 @@ from torch import nn
 
 from skiplab.nn.models import SkipNet
 from skiplab.nn.stacks import StackConfig
-from skiplab.probes.common import check_int, choice, finite, seeded_stack, tuned
+from skiplab.probes.common import (
+    Inputs,
+    OutputChoice,
+    call_model,
+    check_inputs,
+    check_int,
+    choice,
+    finite,
+    map_tensors,
+    output_tensor,
+    seeded_stack,
+    tuned,
+)
+from skiplab.probes.results import Tabular
 
 LOSSES: tuple[str, ...] = ("auto", "cross_entropy", "mse")
 MAX_DEPTH = 1000  # the zoo stacks a probe builds: 1..1000 layers
@@ -39,18 +53,19 @@ MAX_WIDTH = 1024
 MAX_BATCH = 1024
 
 ModuleChoice = type[nn.Module] | tuple[type[nn.Module], ...] | str | None
+LossChoice = str | Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class LayerGradient:
     name: str  # qualified module name, as in model.named_modules()
     input_grad_norm: float  # |dL/d(input of the layer)|, Frobenius norm over the batch
-    weight_grad_norm: float  # |dL/d(parameters of the layer)|, all its parameters together (0 if it has none)
-    params: int  # parameters of the layer
+    weight_grad_norm: float | None  # |dL/d(trainable parameters of the layer)| together (None if it has none: frozen)
+    params: int  # trainable parameters of the layer
 
 
 @dataclass(frozen=True)
-class FlowSummary:
+class FlowSummary(Tabular):
     """Statistics of one list of gradient norms, listed from input to output."""
 
     count: int
@@ -66,11 +81,16 @@ class FlowSummary:
 
 
 @dataclass(frozen=True)
-class GradientFlow:
+class GradientFlow(Tabular):
     layers: tuple[LayerGradient, ...]  # in forward order
     summary: FlowSummary  # of the input-gradient norms
-    weight_summary: FlowSummary  # of the weight-gradient norms (layers with parameters)
+    weight_summary: FlowSummary  # of the weight-gradient norms (layers with trainable parameters)
     loss: float
+    selected: str = ""  # how the probed modules were chosen
+
+    _plot_x = "name"
+    _plot_y = ("input_grad_norm", "weight_grad_norm")
+    _plot_log = True
 
     def to_dict(self) -> dict:
         return {
@@ -78,6 +98,7 @@ class GradientFlow:
             "summary": self.summary.to_dict(),
             "weight_summary": self.weight_summary.to_dict(),
             "loss": finite(self.loss),
+            "selected": self.selected,
         }
 
 
@@ -114,39 +135,105 @@ def summarize(norms: list[float]) -> FlowSummary:
 # ------------------------------------------------------------------ choosing the probed modules
 
 
-def select_modules(model: nn.Module, modules: ModuleChoice = None) -> list[tuple[str, nn.Module]]:
-    """The modules a probe looks at, by qualified name.
+def find_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The repeated blocks of a network: what a probe looks at when not told.
 
-    None: the blocks of a `SkipNet` (its `named_blocks()`), or the model's
-    direct children for any other module. A type or tuple of types: every
-    submodule of that type. A string: every submodule whose qualified name
-    matches the regular expression (`re.fullmatch`).
+    A block is a module with submodules and parameters, held by index in an
+    `nn.Sequential` or `nn.ModuleList` (torchvision's `layer1.0`, Hugging
+    Face's `encoder.layer.0` or `h.0`, timm's `blocks.0`), whose type occurs at
+    least twice among such modules; blocks inside a block are not listed.
+    """
+    named = dict(model.named_modules())
+    candidates = []
+    for name, m in named.items():
+        parent, _, last = name.rpartition(".")
+        if not last.isdigit() or not isinstance(named.get(parent), (nn.Sequential, nn.ModuleList)):
+            continue
+        if next(m.children(), None) is not None and next(m.parameters(), None) is not None:
+            candidates.append((name, m))
+    counts: dict[type, int] = {}
+    for _, m in candidates:
+        counts[type(m)] = counts.get(type(m), 0) + 1
+    found: list[tuple[str, nn.Module]] = []
+    for name, m in candidates:  # named_modules lists a module before its submodules
+        if counts[type(m)] >= 2 and not any(name.startswith(f"{outer}.") for outer, _ in found):
+            found.append((name, m))
+    return found
+
+
+def _names(found: list[tuple[str, nn.Module]]) -> str:
+    names = [n for n, _ in found]
+    return ", ".join(names) if len(names) <= 6 else f"{', '.join(names[:3])}, …, {', '.join(names[-2:])}"
+
+
+def choose_modules(model: nn.Module, modules: ModuleChoice = None) -> tuple[list[tuple[str, nn.Module]], str]:
+    """The modules a probe looks at, by qualified name, and a sentence saying how they were chosen.
+
+    None: the blocks of a `SkipNet` (its `named_blocks()`); else the
+    repeated blocks `find_blocks` finds (torchvision, Hugging Face and timm
+    layouts); else the model's direct children. A type or tuple of types:
+    every submodule of that type. A string: every submodule whose qualified
+    name matches the regular expression (`re.fullmatch`).
     """
     if modules is None:
-        found = model.named_blocks() if isinstance(model, SkipNet) else list(model.named_children())
+        if isinstance(model, SkipNet):
+            found, how = model.named_blocks(), f"the blocks of the {type(model).__name__} (named_blocks)"
+        elif blocks := find_blocks(model):
+            found = blocks
+            how = f"repeated blocks of {type(model).__name__} held by index in a Sequential or ModuleList"
+        else:
+            found, how = list(model.named_children()), f"the direct children of {type(model).__name__}"
     elif isinstance(modules, str):
         try:
             pattern = re.compile(modules)
         except re.error as e:
             raise ValueError(f"modules: {modules!r} is not a valid regular expression ({e})") from None
         found = [(n, m) for n, m in model.named_modules() if n and pattern.fullmatch(n)]
+        how = f"the submodules whose name matches {modules!r}"
     elif isinstance(modules, type) or (isinstance(modules, tuple) and all(isinstance(t, type) for t in modules)):
         found = [(n, m) for n, m in model.named_modules() if n and isinstance(m, modules)]
+        types = modules if isinstance(modules, tuple) else (modules,)
+        how = f"the submodules of type {' or '.join(t.__name__ for t in types)}"
     else:
         raise ValueError(f"modules must be None, a module type, a tuple of types or a name pattern; got {modules!r}")
     if not found:
         raise ValueError(f"modules: {modules!r} selects no submodule of {type(model).__name__}")
-    return found
+    return found, f"{how}: {_names(found)} ({len(found)})"
+
+
+def select_modules(model: nn.Module, modules: ModuleChoice = None) -> list[tuple[str, nn.Module]]:
+    """The modules a probe looks at, by qualified name (see `choose_modules`)."""
+    return choose_modules(model, modules)[0]
+
+
+def never_called(names: list[str]) -> ValueError:
+    """The error for selected modules that the forward never calls (a ModuleList, a block called by parts)."""
+    listed = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+    return ValueError(
+        f"modules: the forward never calls {listed}: a probe can only measure modules the model runs "
+        "(a ModuleList or Sequential that the model iterates over is not itself called; select its blocks, "
+        "for example modules=r'blocks\\.\\d+')"
+    )
 
 
 # ------------------------------------------------------------------ loss
 
 
-def compute_loss(out: torch.Tensor, y: torch.Tensor, loss: str = "auto") -> torch.Tensor:
-    """Cross-entropy for integer labels, mean squared error for float targets (`auto`), with shape checks."""
+def compute_loss(out: torch.Tensor, y: torch.Tensor | None, loss: LossChoice = "auto") -> torch.Tensor:
+    """Cross-entropy for integer labels, mean squared error for float targets (`auto`), with shape checks.
+
+    loss may also be a callable loss(out, y) returning a scalar tensor (y may then be None).
+    """
+    if callable(loss):
+        value = loss(out, y)
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise ValueError("loss: the callable must return a scalar tensor")
+        return value.reshape(())
     choice("loss", loss, LOSSES)
     if not isinstance(out, torch.Tensor):
         raise ValueError(f"loss: the model must return one tensor; it returned {type(out).__name__}")
+    if y is None:
+        raise ValueError(f"y is required with loss={loss!r} (a callable loss may do without)")
     if loss == "auto":
         loss = "mse" if y.is_floating_point() else "cross_entropy"
     if loss == "cross_entropy":
@@ -168,11 +255,29 @@ def compute_loss(out: torch.Tensor, y: torch.Tensor, loss: str = "auto") -> torc
 # ------------------------------------------------------------------ the probe
 
 
+def _walks(model: nn.Module, x: Inputs, modules: ModuleChoice) -> bool:
+    """Whether the probe walks a SkipNet's stem, blocks and head itself (no hooks)."""
+    return (
+        modules is None
+        and isinstance(model, SkipNet)
+        and type(model).forward is SkipNet.forward
+        and isinstance(x, torch.Tensor)
+    )
+
+
 def _forward_with_inputs(
-    model: nn.Module, x: torch.Tensor, targets: list[tuple[str, nn.Module]], modules: ModuleChoice
-) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
-    """Run the model once and keep the input tensor of every target module (first call)."""
-    if modules is None and isinstance(model, SkipNet) and type(model).forward is SkipNet.forward:
+    model: nn.Module, x: Inputs, targets: list[tuple[str, nn.Module]], modules: ModuleChoice
+) -> tuple[object, list[torch.Tensor | None]]:
+    """Run the model once and keep the input tensor of every target module (first call).
+
+    A target whose input does not depend on anything that requires grad (an
+    input computed under no_grad, or from a frozen stem) gets a fresh leaf in
+    its place, so its gradient is still measured. The raw inputs of the model
+    are made leaves that require grad before the forward (`_probe`): a module
+    fed the raw input then sees it itself, and its gradient counts every path
+    the input takes (a skip around the module included).
+    """
+    if _walks(model, x, modules):
         # A SkipNet's forward is stem → blocks → head: walk it in the open, no hooks needed.
         h = model.forward_stem(x)
         inputs: list[torch.Tensor | None] = []
@@ -184,44 +289,61 @@ def _forward_with_inputs(
         return model.forward_head(h), inputs
     index = {id(m): i for i, (_, m) in enumerate(targets)}
     inputs = [None] * len(targets)
+    called = [False] * len(targets)
 
-    def keep_input(module: nn.Module, args: tuple) -> tuple | None:
+    def keep_input(module: nn.Module, args: tuple, kwargs: dict) -> tuple | None:
         i = index[id(module)]
-        if inputs[i] is not None or not args or not isinstance(args[0], torch.Tensor):
+        if called[i]:
             return None
-        first = args[0]
+        called[i] = True
+        first = args[0] if args else next(iter(kwargs.values()), None)
+        if not isinstance(first, torch.Tensor):
+            return None
         if not first.requires_grad and first.is_floating_point():
-            first = first.detach().requires_grad_()
-            inputs[i] = first
-            return (first, *args[1:])
+            leaf = first.detach().requires_grad_()
+            inputs[i] = leaf
+            if args:
+                return (leaf, *args[1:]), kwargs
+            key = next(iter(kwargs))
+            return args, {**kwargs, key: leaf}
         inputs[i] = first
         return None
 
-    handles = [m.register_forward_pre_hook(keep_input) for _, m in targets]
+    handles = [m.register_forward_pre_hook(keep_input, with_kwargs=True) for _, m in targets]
     try:
-        out = model(x)
+        out = call_model(model, x)
     finally:
         for h in handles:
             h.remove()
+    missing = [name for (name, _), c in zip(targets, called) if not c]
+    if missing:
+        raise never_called(missing)
     return out, inputs
+
+
+def _as_leaves(x: Inputs) -> Inputs:
+    """Every floating-point tensor of `x` as a new leaf that requires grad (integer token ids as they are)."""
+    return map_tensors(x, lambda t: t.detach().requires_grad_() if t.is_floating_point() else t)
 
 
 def _probe(
     model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    x: Inputs,
+    y: torch.Tensor | None,
     modules: ModuleChoice,
-    loss: str,
+    loss: LossChoice,
     restore_buffers: bool,
+    output: OutputChoice = None,
 ) -> GradientFlow:
     """One probed forward and backward of `model` on (x, y)."""
-    targets = select_modules(model, modules)
+    targets, selected = choose_modules(model, modules)
     buffers = [b for b in model.buffers()] if restore_buffers and model.training else []
     saved = [b.clone() for b in buffers]
     try:
         with torch.enable_grad():
+            x = x if _walks(model, x, modules) else _as_leaves(x)
             out, inputs = _forward_with_inputs(model, x, targets, modules)
-            value = compute_loss(out, y, loss)
+            value = compute_loss(output_tensor(out, output), y, loss)
             per_layer = _parameters_by_target(model, targets)
             params = [p for ps in per_layer for p in ps]
             seen = [t for t in inputs if t is not None and t.requires_grad]
@@ -232,7 +354,8 @@ def _probe(
             for b, s in zip(buffers, saved):
                 b.copy_(s)
     norms = _norms(grads)
-    return _assemble(targets, inputs, per_layer, norms[: len(seen)], norms[len(seen) :], value.item())
+    flow = _assemble(targets, inputs, per_layer, norms[: len(seen)], norms[len(seen) :], value.item())
+    return GradientFlow(flow.layers, flow.summary, flow.weight_summary, flow.loss, selected)
 
 
 def _probe_training_step(model: SkipNet, x: torch.Tensor, y: torch.Tensor) -> GradientFlow:
@@ -277,10 +400,10 @@ def _assemble(
     layers = []
     for (name, _), t, ps in zip(targets, inputs, per_layer):
         in_norm = next(in_iter) if t is not None and t.requires_grad else float("nan")
-        w_norm = math.sqrt(sum(next(p_iter) ** 2 for _ in ps))
+        w_norm = math.sqrt(sum(next(p_iter) ** 2 for _ in ps)) if ps else None
         layers.append(LayerGradient(name, in_norm, w_norm, sum(p.numel() for p in ps)))
     input_norms_list = [la.input_grad_norm for la in layers if not math.isnan(la.input_grad_norm)]
-    weight_norms = [la.weight_grad_norm for la in layers if la.params]
+    weight_norms = [la.weight_grad_norm for la in layers if la.weight_grad_norm is not None]
     return GradientFlow(tuple(layers), summarize(input_norms_list), summarize(weight_norms), loss)
 
 
@@ -298,36 +421,49 @@ def _norms(grads: tuple[torch.Tensor | None, ...]) -> list[float]:
 
 def gradient_flow(
     model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    x: Inputs,
+    y: torch.Tensor | None = None,
     *,
     modules: ModuleChoice = None,
-    loss: str = "auto",
+    loss: LossChoice = "auto",
+    output: OutputChoice = None,
     num_threads: int | None = None,
     flush_denormal: bool = False,
 ) -> GradientFlow:
     """Per-layer gradient norms of one real forward+backward pass of `model` on (x, y).
 
-    modules: None probes a `SkipNet`'s blocks (or a plain module's direct
-    children); a type or tuple of types, or a regular expression matched
+    x: a tensor, a tuple of positional arguments or a dict of keyword
+    arguments (batch first; integer token ids welcome). modules: None probes a
+    `SkipNet`'s blocks, else the repeated blocks of the model (torchvision's
+    `layer1.0`, Hugging Face's `layer.0` or `h.0`; see `find_blocks`), else its
+    direct children; a type or tuple of types, or a regular expression matched
     against qualified names, probes those submodules of any `nn.Module` (a
     torchvision ResNet: `modules=BasicBlock` or `modules=r"layer\\d\\.\\d+"`).
-    loss: auto (cross-entropy for integer labels, MSE for float targets),
-    cross_entropy or mse. The model is used in its current train/eval mode;
-    BatchNorm running statistics are restored afterwards. num_threads: intra-op
-    threads for this call (None: leave torch's setting; `auto_threads(x)`
-    picks one by workload). flush_denormal: treat subnormal floats as 0 for
-    speed (see `common.flush_denormals` for what it changes).
+    `GradientFlow.selected` says what was chosen; a selected module the
+    forward never calls is an error. loss: auto (cross-entropy for integer
+    labels, MSE for float targets), cross_entropy, mse, or a callable
+    loss(out, y) returning a scalar (y may then be None). output: how to read
+    the tensor from the model's output (a dict, tuple or `ModelOutput` is read
+    by `common.output_tensor`; a callable picks it). The model is used in its
+    current train/eval mode; BatchNorm running statistics are restored
+    afterwards and no `.grad` is written. num_threads: intra-op threads for
+    this call (None: leave torch's setting; `auto_threads(x)` picks one by
+    workload). flush_denormal: treat subnormal floats as 0 for speed (see
+    `common.flush_denormals` for what it changes).
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-        raise ValueError("x and y must be tensors")
-    choice("loss", loss, LOSSES)
+    check_inputs(x, "x")
+    if y is not None and not isinstance(y, torch.Tensor):
+        raise ValueError(f"y must be a tensor; got {type(y).__name__}")
+    if not callable(loss):
+        choice("loss", loss, LOSSES)
+        if y is None:
+            raise ValueError(f"y is required with loss={loss!r} (a callable loss may do without)")
     if num_threads is not None:
         check_int("num_threads", num_threads, 1, 256)
     with tuned(num_threads, flush_denormal):
-        return _probe(model, x, y, modules, loss, restore_buffers=True)
+        return _probe(model, x, y, modules, loss, restore_buffers=True, output=output)
 
 
 def synthetic_batch(cfg: StackConfig, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
