@@ -1,14 +1,12 @@
 """The server under hostile input and load: priced requests, bounded queue, own Host only, no escape from static."""
 
 import inspect
-import itertools
 import time
-from typing import get_args
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import BaseModel
 
+from bench.bench_max import largest_settings
 from bench.load import run_load
 from skiplab.cli.serve import serve
 from skiplab.probes.budget import Budget
@@ -50,20 +48,6 @@ def test_every_computing_route_documents_429_and_503():
         assert {"422", "429", "503"} <= set(paths[path]["get"]["responses"]), path
 
 
-def widest(model: type[BaseModel]) -> list[BaseModel]:
-    """Every query a widget's schema accepts at the top of its numeric ranges, across all its choices."""
-    fields = {}
-    for name, f in model.model_fields.items():
-        choices = get_args(f.annotation)
-        if f.annotation is bool:
-            fields[name] = [False, True]
-        elif choices and all(isinstance(c, str) for c in choices):
-            fields[name] = list(choices)
-        else:
-            fields[name] = [next(m.le for m in f.metadata if getattr(m, "le", None) is not None)]
-    return [model(**dict(zip(fields, combo))) for combo in itertools.product(*fields.values())]
-
-
 def test_the_schema_offers_only_settings_within_the_budget():
     """The largest request of every priced widget passes the default budget: no in-schema value is refused."""
     engine = create_app(WebSettings(warm_up=False)).state.engine
@@ -80,9 +64,10 @@ def test_the_schema_offers_only_settings_within_the_budget():
         "dense": (pitfalls.DenseQuery, lambda q: [(pitfalls.dense_deepest(q), 2)]),
     }
     for name, (model, stacks) in priced.items():
-        for q in widest(model):
+        queries = [model(**params) for params in largest_settings(model)]
+        assert queries, name
+        for q in queries:
             engine.price(stacks(q))  # raises OverBudget, naming what to lower
-        assert widest(model), name
     engine.shutdown()
 
 
