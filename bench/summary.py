@@ -114,6 +114,20 @@ def summary(r: dict) -> str:
             f"(p99 {ld['too_many_p99_ms']} ms), {ld['server_errors']} server errors, {ld['timeouts']} timeouts.",
             "",
         ]
+    wk = r.get("bench_wrk", {})
+    if wk:
+        li, hv, base = wk["light"], wk["heavy"], wk["light_only_baseline"]
+        lines += [
+            f"Load with wrk: {wk['clients']} connections for {wk['seconds']} s, half asking light endpoints and "
+            f"half uncached deep gradient probes: statuses {wk['statuses']}, {wk['server_errors']} server errors. "
+            f"Light p50 {li['p50_ms']:.0f} ms / p99 {li['p99_ms']:.0f} ms (the same connections with nothing "
+            f"heavy running: p50 {base['p50_ms']:.0f} / p99 {base['p99_ms']:.0f} ms, so heavy work moves the "
+            f"light p99 {wk['light_p99_vs_light_only']}x). Heavy side: {hv['statuses'].get('429', 0)} refusals "
+            f"and {hv['statuses'].get('200', 0)} computed ({100 * wk['heavy_computed_share']:.1f} %), "
+            f"p50 {hv['p50_ms']:.0f} ms / p99 {hv['p99_ms']:.0f} ms. Server memory (PSS, workers included) "
+            f"peaked at {wk['pss_mb_max']:.0f} MiB.",
+            "",
+        ]
     c = r.get("bench_crash", {})
     if c:
         lines += [
