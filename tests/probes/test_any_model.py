@@ -223,3 +223,179 @@ def test_positional_inputs_in_a_tuple():
     inputs, y = _tokens()
     by_tuple = gradient_flow(model, (inputs["input_ids"], inputs["attention_mask"]), y)
     assert by_tuple == gradient_flow(model, inputs, y)
+
+
+# ------------------------------------------------------------------ lesions and costs of models that return dicts
+
+
+class TVBasicBlock(nn.Module):
+    """torchvision's BasicBlock, as written there."""
+
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = (
+            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+            if stride != 1 or cin != cout
+            else None
+        )
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        out += identity
+        return self.relu(out)
+
+
+class TVResNet(nn.Module):
+    """torchvision's ResNet layout (conv1, bn1, relu, maxpool, layer1..2, avgpool, fc), not a SkipNet."""
+
+    def __init__(self, classes=4):
+        super().__init__()
+        self.conv1, self.bn1, self.relu = nn.Conv2d(3, 8, 3, 1, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU(True)
+        self.maxpool = nn.MaxPool2d(2)
+        self.layer1 = nn.Sequential(TVBasicBlock(8, 8), TVBasicBlock(8, 8))
+        self.layer2 = nn.Sequential(TVBasicBlock(8, 16, 2), TVBasicBlock(16, 16))
+        self.avgpool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(16, classes)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer2(self.layer1(x))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class ShortcutOnly(nn.Module):
+    """A block deleted by hand: relu(downsample(x)), what Veit et al.'s lesion leaves."""
+
+    def __init__(self, block):
+        super().__init__()
+        self.block = block
+
+    def forward(self, x):
+        return self.block.relu(x if self.block.downsample is None else self.block.downsample(x))
+
+
+def test_lesion_of_a_torchvision_style_resnet_deletes_its_blocks():
+    import copy
+
+    from skiplab.probes.lesion import lesion_study
+
+    torch.manual_seed(0)
+    model = TVResNet()
+    with torch.no_grad():  # give BatchNorm running statistics that are not the defaults
+        model.train()
+        for _ in range(3):
+            model(torch.randn(16, 3, 8, 8))
+    model.eval()
+    x, y = torch.randn(64, 3, 8, 8), torch.randint(0, 4, (64,))
+    r = lesion_study(model, x, y, batch=16)
+    names = ["layer1.0", "layer1.1", "layer2.0", "layer2.1"]
+    assert [b.name for b in r.blocks] == names and r.architecture == "residual"
+    assert "layer1.0, layer1.1, layer2.0, layer2.1 (4)" in r.selected
+    with torch.no_grad():
+        assert r.intact_accuracy == (model(x).argmax(1) == y).float().mean().item()
+        for b in r.blocks:
+            stage, index = b.name.split(".")
+            lesioned = copy.deepcopy(model)
+            getattr(lesioned, stage)[int(index)] = ShortcutOnly(getattr(lesioned, stage)[int(index)])
+            assert b.accuracy == (lesioned(x).argmax(1) == y).float().mean().item(), b.name
+
+
+class TupleLayer(nn.Module):
+    """A Hugging Face-style layer: hidden states in (by keyword), a tuple out."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.dense = nn.Linear(width, width)
+
+    def forward(self, hidden_states, attention_mask=None):
+        return (hidden_states + torch.tanh(self.dense(hidden_states)), None)
+
+
+class TupleModel(nn.Module):
+    def __init__(self, vocab=20, width=8, classes=3):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, width)
+        self.layer = nn.ModuleList(TupleLayer(width) for _ in range(3))
+        self.classifier = nn.Linear(width, classes)
+
+    def forward(self, input_ids, attention_mask):
+        h = self.embed(input_ids)
+        for layer in self.layer:
+            h = layer(hidden_states=h, attention_mask=attention_mask)[0]
+        return ModelOutput(last_hidden_state=h, logits=self.classifier(h.mean(1)))
+
+
+def test_lesion_of_a_model_with_token_inputs_tuple_layers_and_a_model_output():
+    from skiplab.probes.lesion import lesion_study
+
+    torch.manual_seed(0)
+    model = TupleModel()
+    inputs, y = _tokens(n=40)
+    r = lesion_study(model, inputs, y, batch=7)
+    assert [b.name for b in r.blocks] == ["layer.0", "layer.1", "layer.2"] and r.architecture == "plain"
+    with torch.no_grad():
+        assert r.intact_accuracy == (model(**inputs).logits.argmax(1) == y).float().mean().item()
+        for i, b in enumerate(r.blocks):
+            h = model.embed(inputs["input_ids"])
+            for j, layer in enumerate(model.layer):
+                h = h if j == i else layer(h)[0]
+            assert b.accuracy == (model.classifier(h.mean(1)).argmax(1) == y).float().mean().item()
+    # the class scores picked by a callable read the same
+    assert lesion_study(model, inputs, y, output=lambda out: out["logits"]) == r
+
+
+def test_lesion_refuses_blocks_the_forward_never_calls():
+    from skiplab.probes.lesion import lesion_study
+
+    model = NoStem()
+    with pytest.raises(ValueError, match="never calls blocks"):
+        lesion_study(model, torch.randn(4, 8), torch.randint(0, 3, (4,)), modules="blocks")
+
+
+def test_measure_cost_reads_the_logits_of_a_model_output():
+    from skiplab.probes.cost import measure_cost
+
+    class Plain(TupleModel):
+        def forward(self, input_ids, attention_mask):
+            return super().forward(input_ids, attention_mask).logits
+
+    torch.manual_seed(0)
+    model, twin = TupleModel(), Plain()
+    twin.load_state_dict(model.state_dict())
+    inputs, _ = _tokens(n=4)
+    cost = measure_cost(model, example=inputs, peak=True)
+    assert cost == measure_cost(twin, example=inputs, peak=True)
+    assert cost.flops_per_example == 2 * (5 * 3 * 8 * 8 + 8 * 3)  # by hand: 3 dense layers on 5 tokens, classifier
+    assert cost == measure_cost(model, example=inputs, peak=True, output=lambda out: out["logits"])
+    tupled = measure_cost(model, example=(inputs["input_ids"], inputs["attention_mask"]), peak=True)
+    assert tupled == cost
+
+
+@pytest.mark.parametrize("wrap", ["dict", "tuple", "model_output"])
+def test_tensor_in_dict_or_tuple_out(wrap):
+    # Bug: lesion_study and measure_cost(peak=True) failed with raw errors on a model that does not return a tensor.
+    from skiplab.probes.cost import measure_cost
+    from skiplab.probes.lesion import lesion_study
+
+    class Wrapped(NoStem):
+        def forward(self, x):
+            logits = super().forward(x)
+            if wrap == "tuple":
+                return (logits, x)
+            return (ModelOutput if wrap == "model_output" else dict)(hidden=x, logits=logits)
+
+    torch.manual_seed(0)
+    model, twin = Wrapped(), NoStem()
+    twin.load_state_dict(model.state_dict())
+    x, y = torch.randn(32, 8), torch.randint(0, 3, (32,))
+    a, b = lesion_study(model, x, y), lesion_study(twin, x, y)
+    assert (a.intact_accuracy, a.blocks) == (b.intact_accuracy, b.blocks) and len(a.blocks) == 3
+    cost = measure_cost(model, (8,), batch=4, peak=True)
+    assert cost.peak_bytes == measure_cost(twin, (8,), batch=4, peak=True).peak_bytes > 0
+    assert cost.flops_per_example == 2 * (3 * 2 * 8 * 8 + 8 * 3)  # by hand: 3 blocks of 2 linears, the head
