@@ -1,22 +1,32 @@
-"""The model registry: every named model, so the CLI, the web and the tests list the same ones."""
+"""The model registry: every named model, so the CLI, the web and the tests list the same ones.
+
+`create_model(name, **options)` builds one; the options are its family's
+(`ModelSpec.options`): `num_classes` for all, `in_channels` for image models,
+`in_features` for vector models.
+"""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 from torch import nn
 
+from skiplab.nn.blocks import Bottleneck, SEBasicBlock, SEBottleneck
 from skiplab.nn.models import (
+    IMAGENET_LAYERS,
     DenseNet,
+    ResNet,
     cifar_resnet,
-    imagenet_resnet,
     preact_resnet,
     se_cifar_resnet,
 )
 from skiplab.nn.stacks import HighwayNet, StackConfig, build_stack
+
+IMAGE_OPTIONS: tuple[str, ...] = ("num_classes", "in_channels")
+VECTOR_OPTIONS: tuple[str, ...] = ("num_classes", "in_features")
 
 
 @dataclass(frozen=True)
@@ -27,11 +37,30 @@ class ModelSpec:
     input_shape: tuple[int, ...]  # one example, without the batch dimension
     num_classes: int
     description: str
-    build: Callable[[], nn.Module] = field(repr=False, compare=False)
+    build: Callable[..., nn.Module] = field(repr=False, compare=False)  # takes `options` as keywords
     test_shape: tuple[int, ...] | None = None  # a smaller input that exercises the same code (fully convolutional nets)
+    options: tuple[str, ...] = IMAGE_OPTIONS  # what `create` accepts
 
-    def create(self) -> nn.Module:
-        return self.build()
+    def create(self, **options: int) -> nn.Module:
+        """The model, with `options` (num_classes, in_channels or in_features: positive integers) changed."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            raise ValueError(
+                f"model {self.name!r} takes the options {', '.join(self.options)}; got {', '.join(unknown)}"
+            )
+        for key, value in options.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a positive integer; got {value!r}")
+        return self.build(**options)
+
+    def shape(self, **options: int) -> tuple[int, ...]:
+        """One example's input shape for the model `create(**options)` builds."""
+        shape = self.test_shape or self.input_shape
+        if "in_channels" in options:
+            return (options["in_channels"], *shape[1:])
+        if "in_features" in options:
+            return (options["in_features"],)
+        return shape
 
 
 class UnknownModelError(ValueError):
@@ -61,8 +90,35 @@ def get_spec(name: str) -> ModelSpec:
         raise UnknownModelError(f"unknown model {name!r}.{hint} Known models: {', '.join(_REGISTRY)}") from None
 
 
-def create_model(name: str) -> nn.Module:
-    return get_spec(name).create()
+def create_model(name: str, **options: int) -> nn.Module:
+    """The registered model `name`, built with its family's options (`get_spec(name).options`).
+
+    create_model("resnet20", num_classes=100, in_channels=1) is a CIFAR
+    ResNet-20 for 100 classes of one-channel images.
+    """
+    return get_spec(name).create(**options)
+
+
+def _imagenet(depth: int, se: bool = False, num_classes: int = 1000, in_channels: int = 3) -> ResNet:
+    """`imagenet_resnet(depth, num_classes, se)`, with `in_channels` channels into the stem."""
+    block, layers = IMAGENET_LAYERS[depth]
+    if se:
+        block = SEBottleneck if block is Bottleneck else SEBasicBlock
+    return ResNet(
+        block, layers, [64, 128, 256, 512], stem="imagenet", in_channels=in_channels, num_classes=num_classes,
+        shortcut="projection",
+    )  # fmt: skip
+
+
+def _stack(cfg: StackConfig, num_classes: int | None = None, in_features: int | None = None, in_channels=None):
+    changes: dict = {}
+    if num_classes is not None:
+        changes["num_classes"] = num_classes
+    if in_features is not None:
+        changes["in_shape"] = (in_features,)
+    if in_channels is not None:
+        changes["in_shape"] = (in_channels, *cfg.in_shape[1:])
+    return build_stack(replace(cfg, **changes))
 
 
 CIFAR = (3, 32, 32)
@@ -113,7 +169,7 @@ for d in (18, 34, 50, 101, 152):
             (3, 224, 224),
             1000,
             f"ImageNet ResNet-{d} in torchvision's layout",
-            partial(imagenet_resnet, d),
+            partial(_imagenet, d),
             (3, 64, 64),
         )
     )
@@ -125,7 +181,7 @@ register(
         (3, 224, 224),
         1000,
         "SE-ResNet-50 (Hu et al. 2018)",
-        partial(imagenet_resnet, 50, se=True),
+        partial(_imagenet, 50, se=True),
         (3, 64, 64),
     )
 )
@@ -162,6 +218,7 @@ for d in (10, 50):
             10,
             f"fully connected highway net, {d} gated layers of width 64 (Srivastava et al. 2015)",
             partial(HighwayNet, d),
+            options=VECTOR_OPTIONS,
         )
     )
 for skip, tag in (("identity", "res"), ("none", "plain")):
@@ -174,7 +231,8 @@ for skip, tag in (("identity", "res"), ("none", "plain")):
                 (64,),
                 10,
                 f"{'residual' if tag == 'res' else 'plain'} BN MLP, {d} layers of width 64, on digits",
-                partial(build_stack, StackConfig(depth=d, skip=skip)),
+                partial(_stack, StackConfig(depth=d, skip=skip)),
+                options=VECTOR_OPTIONS,
             )
         )
         register(
@@ -185,6 +243,6 @@ for skip, tag in (("identity", "res"), ("none", "plain")):
                 DIGITS,
                 10,
                 f"{'residual' if tag == 'res' else 'plain'} BN conv stack, {d} layers of 16 channels, on digits",
-                partial(build_stack, StackConfig(depth=d, width=16, skip=skip, in_shape=DIGITS)),
+                partial(_stack, StackConfig(depth=d, width=16, skip=skip, in_shape=DIGITS)),
             )
         )
