@@ -141,3 +141,12 @@ def test_an_older_store_gains_the_owner_columns_and_stays_readable(tmp_path):
     assert {"machine", "owner_pid", "owner_host", "owner_start"} <= columns
     run = store.get("old")
     assert run.status == "running" and run.machine == {}  # no recorded owner: nothing says it stopped
+
+
+def test_a_linked_companion_file_is_refused_before_sqlite_writes_through_it(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "runs.db-wal").symlink_to(victim)
+    with pytest.raises(StoreError, match=r"runs\.db.*companion file runs\.db-wal is a link"):
+        RunStore(tmp_path / "runs.db")
+    assert victim.read_text() == "precious"

@@ -171,6 +171,16 @@ class RunStore:
             raise StoreError(f"store must be a file path, not a directory: {str(self.path)!r}")
         if st is not None and not stat.S_ISREG(st.st_mode):
             raise StoreError(f"run store {str(self.path)!r} is not a regular file (a device, pipe or socket)")
+        for suffix in ("-wal", "-shm", "-journal"):  # SQLite writes these next to the store, following links
+            side = self.path.with_name(self.path.name + suffix)
+            try:
+                mode = side.lstat().st_mode
+            except OSError:
+                continue
+            if not stat.S_ISREG(mode):
+                raise StoreError(
+                    f"run store {str(self.path)!r}: its companion file {side.name} is a link or not a regular file"
+                )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -210,14 +220,14 @@ class RunStore:
     def _error(self, e: sqlite3.Error) -> StoreError:
         fault = str(e)
         hint = {
-            "file is not a database": "not a SQLite file (or encrypted, or damaged at its header)",
+            "file is not a database": "not a SQLite file, or damaged at its header",
             "database disk image is malformed": "the file is damaged or truncated",
             "database or disk is full": "the disk (or the store's size limit) is full",
             "disk I/O error": "a disk I/O error",
             "unable to open database file": "the file or its folder cannot be opened or written",
             "attempt to write a readonly database": "the file or its folder is read-only",
         }.get(fault)
-        return StoreError(f"run store {str(self.path)!r}: {hint + ' (' + fault + ')' if hint else fault}")
+        return StoreError(f"run store {str(self.path)!r}: {f'{hint} (SQLite: {fault})' if hint else fault}")
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
