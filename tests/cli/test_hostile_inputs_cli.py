@@ -206,6 +206,21 @@ def test_a_full_store_exits_2(tmp_path, monkeypatch):
     assert "runs.db" in flat(out) and "is full" in flat(out)
 
 
+def test_runs_list_shows_a_run_whose_process_died_as_interrupted(tmp_path):
+    import sqlite3
+
+    store = tmp_path / "runs.db"
+    RunStore(store).create_run("ghost", {"model": "m"})
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    db = sqlite3.connect(store)  # as if a process that is gone now had created it
+    db.execute("UPDATE runs SET owner_pid=? WHERE id='ghost'", (int(dead.stdout),))
+    db.commit()
+    out = invoke("runs", "list", "--store", str(store), "--status", "interrupted", "--json")
+    assert out.exit_code == 0, out.output
+    (run,) = json.loads(out.output)
+    assert run["id"] == "ghost" and run["status"] == "interrupted" and "ended without recording" in run["message"]
+
+
 # ---------------------------------------------------------------- CIFAR folders
 
 

@@ -54,7 +54,7 @@ from skiplab.train.records import EpochMetrics
 
 CHECKPOINT_JSON = "checkpoint.json"
 FORMAT = "skiplab-checkpoint-1"
-MAX_JSON_BYTES = 8 * 2**20  # about 18,000 epochs of history
+MAX_JSON_BYTES = 8 * 2**20  # about 20,000 epochs of history
 MAX_HEADER_BYTES = 16 * 2**20  # a safetensors header: ~100 bytes a tensor
 
 
