@@ -76,7 +76,8 @@ def test_the_pristine_folder_loads(run):
     "change,match",
     [
         ({"model": "resmlp1000000000"}, "model 'resmlp1000000000', deeper than depth 2,000"),
-        ({"model": "resmlp" + "9" * 5000}, "deeper than depth 2,000"),
+        ({"model": "resmlp" + "9" * 80}, "deeper than depth 2,000"),
+        ({"model": "1" * 3_000_000 + "x"}, "model must be a name of at most 100 characters"),
         ({"width": 1_000_000_000}, "width 1,000,000,000; a run folder may ask for at most"),
         ({"model": "resmlp200", "width": 8192}, r"13,4\d\d,\d\d\d,\d\d\d parameters; a run folder may ask for at most"),
         ({"model": "denseconv1000", "width": 64}, "parameters; a run folder may ask for at most"),
@@ -191,6 +192,22 @@ def test_missing_unexpected_and_misshapen_tensors_are_refused(run):
     set_weights(run, original)
     set_weights(run, spoilt(run, lambda t: t.update({first: torch.zeros(3, 3)})))
     refused(run, f"e.g. {first}: F32 \\[3, 3\\]")
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"dtype": ["F32"], "shape": [1], "data_offsets": [0, 4]},
+        {"dtype": "F32", "shape": [10**9] * 100_000, "data_offsets": [0, 4]},
+        {"dtype": "F32", "shape": [1], "data_offsets": [0, 4, 8]},
+        {"dtype": "F32", "shape": [True], "data_offsets": [0, 4]},
+        [1, 2, 3],
+    ],
+)
+def test_a_malformed_header_entry_is_refused(run, entry):
+    header = json.dumps({"model/x": entry}).encode()
+    set_weights(run, len(header).to_bytes(8, "little") + header + b"\0" * 4)
+    refused(run, "tensor 'model/x' has a malformed entry")
 
 
 def test_a_header_that_declares_a_huge_tensor_is_refused_before_the_file_is_read(run):

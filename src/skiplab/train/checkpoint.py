@@ -278,13 +278,15 @@ def priced_config(config: dict, source: str | Path, limits: LoadLimits = LOAD_LI
     """
     try:
         cfg = TrainConfig.from_dict(config)
-    except ValueError as e:
+    except (ValueError, TypeError) as e:
         raise CheckpointError(f"{source}: config: {e}") from None
     if cfg.data not in DATA_SHAPES:
         raise CheckpointError(f"{source}: config: data must be one of {', '.join(DATASETS)}; got {cfg.data[:80]!r}")
     over = f"; a run folder may ask for at most {limits.describe()} when it is loaded"
+    if len(cfg.model) > 100:
+        raise CheckpointError(f"{source}: config: model must be a name of at most 100 characters")
     depth = _model_depth(cfg.model)
-    if len(cfg.model) > 100 or (depth is not None and depth > limits.depth):
+    if depth is not None and depth > limits.depth:
         shown = cfg.model if len(cfg.model) <= 40 else cfg.model[:37] + "..."
         raise CheckpointError(f"{source}: config asks for model {shown!r}, deeper than depth {limits.depth:,}{over}")
     if cfg.width is not None and cfg.width > limits.width:
@@ -314,8 +316,10 @@ def _header_faults(header: dict, expected: dict[str, tuple[tuple[int, ...], str]
     for name, entry in header.items():
         if not (
             isinstance(entry, dict)
-            and entry.get("dtype") in _DTYPES
+            and isinstance(entry.get("dtype"), str)
+            and entry["dtype"] in _DTYPES
             and isinstance(entry.get("shape"), list)
+            and len(entry["shape"]) <= 8
             and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in entry["shape"])
             and isinstance(entry.get("data_offsets"), list)
             and len(entry["data_offsets"]) == 2
