@@ -25,6 +25,7 @@ from torch import nn
 from skiplab.nn.blocks import BasicBlock, Bottleneck, PreActBasicBlock, ResidualBlock
 from skiplab.probes.common import check_float, check_int, choice
 from skiplab.probes.cost import count_params, forward_flops
+from skiplab.probes.results import Tabular
 from skiplab.seeding import seeded
 
 FORMS: tuple[str, ...] = ("basic", "bottleneck", "preact")
@@ -56,7 +57,7 @@ class BlockCost:
 
 
 @dataclass(frozen=True)
-class BlockAnatomy:
+class BlockAnatomy(Tabular):
     form: str
     width: int  # channels into and out of the block
     scale: float  # the residual scale the norms below are measured at
@@ -72,6 +73,10 @@ class BlockAnatomy:
     costs: tuple[BlockCost, ...]  # basic vs bottleneck at this width
     residual_share: float  # |s·F(x)| / (|s·F(x)| + |shortcut(x)|) at this scale
     explanation: str  # the measurement in one sentence: who dominates the sum, and what the output keeps
+
+    _rows_field = "sweep"
+    _plot_x = "scale"
+    _plot_y = ("residual_norm", "sum_norm", "out_norm")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -35,6 +35,7 @@ from skiplab.nn.layers import ACTIVATIONS
 from skiplab.nn.shortcuts import NoShortcut
 from skiplab.nn.stacks import StackConfig
 from skiplab.probes.common import check_int, choice, seeded_stack
+from skiplab.probes.results import Tabular
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class LayerSignal:
 
 
 @dataclass(frozen=True)
-class BypassMetrics:
+class BypassMetrics(Tabular):
     layers: int
     width: int
     skips: bool
@@ -57,6 +58,9 @@ class BypassMetrics:
     paths: int  # number of distinct input-to-output paths (2^residual blocks)
     gradient_strength: float  # mean over examples of ‖d(output)/d(input)‖_F / √width (1 for the identity map)
     per_layer: tuple[LayerSignal, ...]  # signal retained after every layer
+
+    _plot_x = "layer"
+    _plot_y = ("signal_retained",)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -395,12 +395,17 @@ class SkipTypeRow:
 
 
 @dataclass(frozen=True)
-class SkipTypeComparison:
+class SkipTypeComparison(Tabular):
     depth: int
     width: int
     input_shape: tuple[int, ...]
     batch: int
     rows: tuple[SkipTypeRow, ...]
+
+    _plot_x = "skip"
+    _plot_y = ("flops_per_example", "activation_bytes_per_example", "peak_bytes")
+    _plot_kind = "bar"
+    _plot_log = True
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -14,17 +14,35 @@ from dataclasses import dataclass
 
 from skiplab.nn.stacks import StackConfig
 from skiplab.probes.gradflow import GradientFlow, stack_gradient_flow
+from skiplab.probes.results import Tabular
 
 VANISHED = 1e-3  # a first/last weight-gradient ratio below this counts as vanished
 
 
 @dataclass(frozen=True)
-class HighwayComparison:
+class HighwayComparison(Tabular):
     """A plain and a residual stack's gradient flow from one seed, and what they say about the folk story."""
 
     plain: GradientFlow
     residual: GradientFlow
     note: str | None  # where the measurement contradicts "plain nets vanish, residual nets never do"
+
+    _plot_x = "layer"
+    _plot_y = ("plain", "residual")
+    _plot_log = True
+
+    def _table(self) -> tuple[str, list[dict]]:
+        """|dL/d(layer weights)| of both stacks, layer by layer."""
+        plain, residual = self.plain.layers, self.residual.layers
+        rows = [
+            {
+                "layer": i + 1,
+                "plain": plain[i].weight_grad_norm if i < len(plain) else None,
+                "residual": residual[i].weight_grad_norm if i < len(residual) else None,
+            }
+            for i in range(max(len(plain), len(residual)))
+        ]
+        return "weight_grad_norm", rows
 
     def to_dict(self) -> dict:
         return {"plain": self.plain.to_dict(), "residual": self.residual.to_dict(), "note": self.note}

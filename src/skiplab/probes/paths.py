@@ -27,16 +27,24 @@ from skiplab.nn.models import SkipNet
 from skiplab.nn.shortcuts import NoShortcut
 from skiplab.nn.stacks import StackConfig
 from skiplab.probes.common import check_int, seeded_stack
+from skiplab.probes.results import Tabular
 
 
 @dataclass(frozen=True)
-class PathDistribution:
+class PathDistribution(Tabular):
     n: int  # residual blocks
     counts: tuple[int, ...]  # counts[k] = C(n, k) paths through exactly k residual branches
     total: int  # 2^n
     fractions: tuple[float, ...]  # counts / total
     mean: float  # n/2
     std: float  # sqrt(n)/2
+
+    _plot_x = "length"
+    _plot_y = ("fraction",)
+
+    def _table(self) -> tuple[str, list[dict]]:
+        rows = [{"length": k, "paths": c, "fraction": f} for k, (c, f) in enumerate(zip(self.counts, self.fractions))]
+        return "lengths", rows
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -64,12 +72,15 @@ class PathGradient:
 
 
 @dataclass(frozen=True)
-class PathGradients:
+class PathGradients(Tabular):
     blocks: int
     samples: int  # paths sampled per length
     lengths: tuple[PathGradient, ...]
     effective_range: tuple[int, int]  # the narrowest range of lengths carrying 90% of the total gradient
     mean_length: float  # gradient-weighted mean path length
+
+    _plot_x = "length"
+    _plot_y = ("share",)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -52,11 +52,13 @@ def _cell(value: Any) -> str:
 class Tabular:
     """`to_frame()`, `_repr_html_()` and `plot()` for a frozen result dataclass.
 
-    A subclass may name what it plots: `_plot_x` (a column, or None for the
+    A subclass may name the field its table comes from (`_rows_field`) or
+    override `_table`, and name what it plots: `_plot_x` (a column, or None for the
     row number), `_plot_y` (columns, one line each, or bars when `_plot_kind`
     is "bar") and `_plot_log` (a log scale on y).
     """
 
+    _rows_field: str | None = None  # the field the table comes from (None: the first tuple of records)
     _plot_x: str | None = None
     _plot_y: tuple[str, ...] = ()
     _plot_kind: str = "line"
@@ -66,6 +68,8 @@ class Tabular:
 
     def _table(self) -> tuple[str | None, list[dict]]:
         """(name of the field the rows come from or None, the rows as dicts)."""
+        if self._rows_field is not None:
+            return self._rows_field, [_plain(v) for v in getattr(self, self._rows_field)]
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if _is_records(value):
