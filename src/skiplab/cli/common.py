@@ -90,6 +90,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 
 def open_store(path: Path) -> RunStore:
+    """The run store at `path`; a file that is not a usable store (StoreError) exits 2 naming it and the fault."""
     with user_errors():
         return RunStore(path)
 
