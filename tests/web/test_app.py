@@ -7,6 +7,7 @@ import hashlib
 import re
 import threading
 import time
+import typing
 
 import pytest
 from fastapi import HTTPException
@@ -246,3 +247,10 @@ def test_widget_forms_leave_validation_to_the_server(client):
     # The browser's own validation bubble would cover the server's 422 message, which names the limit.
     forms = re.findall(r"<form [^>]*>", client.get("/").text)
     assert forms and all("novalidate" in f for f in forms)
+
+
+def test_the_runs_filter_accepts_every_status_the_store_records():
+    from skiplab.store import STATUSES
+    from skiplab.web.routers.runs import RunsQuery
+
+    assert set(typing.get_args(RunsQuery.model_fields["status"].annotation.__args__[0])) == set(STATUSES)

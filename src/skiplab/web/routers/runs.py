@@ -22,7 +22,7 @@ class RunsQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")  # an unknown parameter is a 422 naming it, never ignored
 
     name: str | None = Field(None, max_length=100, description="Only runs whose name starts with this.")
-    status: Literal["running", "completed", "stopped", "diverged", "failed"] | None = None
+    status: Literal["running", "completed", "stopped", "diverged", "failed", "interrupted"] | None = None
     limit: int = Field(20, ge=1, le=200)
 
 
