@@ -61,3 +61,35 @@ def test_a_model_in_training_mode_leaves_with_every_buffer_bit_equal():
     after = dict(model.named_buffers())
     assert all(torch.equal(before[k], after[k]) and before[k].dtype == after[k].dtype for k in before)
     assert model.training and all(p.grad is None for p in model.parameters())
+
+
+def _through_every_branch(model, x, y):
+    """|dL/dx| along the one path through every residual branch, by plain autograd in float64."""
+    h, inputs = model.forward_stem(x).detach(), []
+    for _, block in model.named_blocks():
+        inputs.append(h)
+        h = block(h).detach()
+    h.requires_grad_()
+    grad = torch.autograd.grad(torch.nn.functional.cross_entropy(model.forward_head(h), y), h)[0]
+    for (_, block), inp in zip(reversed(model.named_blocks()), reversed(inputs)):
+        leaf = inp.clone().requires_grad_()
+        pre = (block.residual(leaf) + block.shortcut(leaf)).detach().requires_grad_()
+        grad = torch.autograd.grad(block.post(pre), pre, grad)[0]
+        leaf = inp.clone().requires_grad_()
+        grad = torch.autograd.grad(block.residual(leaf), leaf, grad)[0]
+    return grad.norm().item()
+
+
+@pytest.mark.parametrize("skip,preact", [("identity", True), ("identity", False), ("projection", False)])
+def test_the_all_branch_path_equals_autograd_in_float64(skip, preact, monkeypatch):
+    from skiplab.probes import paths
+
+    torch.manual_seed(0)
+    cfg = StackConfig(depth=4, width=8, in_shape=(8,), skip=skip, preact=preact)
+    model = build_stack(cfg).double().train()
+    x, y = torch.randn(6, 8, dtype=torch.float64), torch.randint(0, 10, (6,))
+    r = gradient_by_path_length(model, x, y, samples=3)
+    assert r.lengths[-1].per_path == pytest.approx(_through_every_branch(model, x, y), rel=1e-10)
+    # Chunks of one path at a time give the same numbers as all paths at once.
+    monkeypatch.setattr(paths, "PATH_CHUNK_ELEMENTS", 1)
+    assert gradient_by_path_length(model, x, y, samples=3) == r

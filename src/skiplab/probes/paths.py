@@ -108,10 +108,14 @@ def gradient_by_path_length(
     model: a `SkipNet` of residual blocks (None: a fresh pre-activation
     residual MLP of `blocks` blocks, width 64, on a synthetic batch of 64);
     x, y: its batch (needed with a model). samples: paths sampled per length
-    (1..64). The model is run in its current mode; nothing in it changes (its
-    BatchNorm statistics and other buffers are restored, no `.grad` is written).
+    (1..1000). All sampled paths go back through the network together, as
+    batched vector-Jacobian products in chunks of bounded memory, each path
+    through its branch or its shortcut only: 1,000 paths (samples=18) of the
+    54-block default take about 1.6 s on one CPU thread. The model is run in
+    its current mode; nothing in it changes (its BatchNorm statistics and
+    other buffers are restored, no `.grad` is written).
     """
-    check_int("samples", samples, 1, 64)
+    check_int("samples", samples, 1, 1000)
     check_int("seed", seed, 0, 2**31 - 1)
     if model is None:
         check_int("blocks", blocks, 1, 200)
@@ -149,6 +153,9 @@ def _path_gradients(model: SkipNet, x: torch.Tensor, y: torch.Tensor, samples: i
     return PathGradients(n, samples, lengths, _effective_range(totals), _weighted_mean(totals))
 
 
+PATH_CHUNK_ELEMENTS = 2**24  # gradient elements carried at once (64 MiB of float32): paths go through in chunks
+
+
 def _sample_paths(
     model: SkipNet, chain: list[ResidualBlock], x: torch.Tensor, y: torch.Tensor, samples: int, seed: int
 ) -> list[float]:
@@ -167,7 +174,7 @@ def _sample_paths(
         h.requires_grad_()
         loss = F.cross_entropy(model.forward_head(h), y)
         top = torch.autograd.grad(loss, h)[0]
-        # 2. Every sampled path at once: one batched vector-Jacobian product per block and branch.
+        # 2. The sampled paths: which blocks' branches each one passes through.
         n = len(chain)
         g = torch.Generator().manual_seed(seed)
         on_path = torch.zeros(n + 1, samples, n, dtype=torch.bool)  # [length k, sample, block]
@@ -175,17 +182,34 @@ def _sample_paths(
             for j in range(samples):
                 on_path[k, j, torch.randperm(n, generator=g)[:k]] = True
         on_path = on_path.reshape((n + 1) * samples, n)
-        grad = top.expand(on_path.shape[0], *top.shape)
-        for i in reversed(range(n)):
-            inp, f, s, pre, out = pieces[i]
-            if out is not pre:
-                grad = torch.autograd.grad(out, pre, grad, retain_graph=True, is_grads_batched=True)[0]
-            via_branch = _through(f, inp, grad)
-            via_shortcut = _through(s, inp, grad)
-            mask = on_path[:, i].view(-1, *([1] * top.dim()))
-            grad = torch.where(mask, via_branch, via_shortcut)
-        norms = grad.flatten(1).norm(dim=1).view(n + 1, samples)
-    return norms.mean(1).tolist()
+        # 3. Many paths at once: batched vector-Jacobian products per block, each path through its branch or
+        # its shortcut only (an identity shortcut costs nothing), in chunks that bound the memory.
+        chunk = max(1, PATH_CHUNK_ELEMENTS // top.numel())
+        norms = torch.cat(
+            [_path_norms(pieces, top, on_path[i : i + chunk]) for i in range(0, on_path.shape[0], chunk)]
+        )
+    return norms.view(n + 1, samples).mean(1).tolist()
+
+
+def _path_norms(pieces: list, top: torch.Tensor, on_path: torch.Tensor) -> torch.Tensor:
+    """|dL/dx| along each path (a row of `on_path`: True where it passes a block's branch), top to bottom."""
+    grad = top.expand(on_path.shape[0], *top.shape)
+    for i in reversed(range(len(pieces))):
+        inp, f, s, pre, out = pieces[i]
+        if out is not pre:
+            grad = torch.autograd.grad(out, pre, grad, retain_graph=True, is_grads_batched=True)[0]
+        branch = on_path[:, i]
+        if bool(branch.all()):
+            grad = _through(f, inp, grad)
+        elif not bool(branch.any()):
+            grad = _through(s, inp, grad)
+        else:
+            new = grad.clone() if s is inp else grad.new_empty((grad.shape[0], *inp.shape))
+            new[branch] = _through(f, inp, grad[branch])
+            if s is not inp:
+                new[~branch] = _through(s, inp, grad[~branch])
+            grad = new
+    return grad.flatten(1).norm(dim=1)
 
 
 def _through(branch: torch.Tensor, inp: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
