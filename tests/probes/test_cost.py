@@ -247,3 +247,14 @@ def test_ops_without_a_formula_are_named_never_silently_zero():
     assert cost.flops_per_example == by_hand or (cost.flops_per_example < by_hand and cost.uncounted_ops)
     if cost.uncounted_ops:
         assert all(op.startswith("aten.") for op in cost.uncounted_ops)
+
+
+def test_a_float64_model_is_costed_in_its_own_dtype():
+    torch.manual_seed(0)
+    single = build_stack(StackConfig(depth=3, width=8, in_shape=(8,)))
+    double = build_stack(StackConfig(depth=3, width=8, in_shape=(8,))).double()
+    a, b = measure_cost(single, (8,), batch=4, peak=True), measure_cost(double, (8,), batch=4, peak=True)
+    assert a.flops_per_example == b.flops_per_example == 2 * (8 * 8 + 3 * 8 * 8 + 8 * 10)  # stem, blocks, head
+    assert b.activation_bytes_per_example == 2 * a.activation_bytes_per_example  # 8 bytes a number, not 4
+    x = torch.randn(4, 8, dtype=torch.float64)
+    assert measure_cost(double, example=x) == measure_cost(double, (8,), batch=4)
