@@ -399,3 +399,17 @@ def test_tensor_in_dict_or_tuple_out(wrap):
     cost = measure_cost(model, (8,), batch=4, peak=True)
     assert cost.peak_bytes == measure_cost(twin, (8,), batch=4, peak=True).peak_bytes > 0
     assert cost.flops_per_example == 2 * (3 * 2 * 8 * 8 + 8 * 3)  # by hand: 3 blocks of 2 linears, the head
+
+
+def test_gradient_flow_through_layers_called_by_keyword_that_return_tuples():
+    torch.manual_seed(0)
+    model = TupleModel().double()
+    inputs, y = _tokens(n=8)
+    flow = gradient_flow(model, inputs, y)
+    assert [la.name for la in flow.layers] == ["layer.0", "layer.1", "layer.2"]
+    hs = [model.embed(inputs["input_ids"])]
+    for layer in model.layer:
+        hs.append(layer(hs[-1])[0])
+    value = nn.functional.cross_entropy(model.classifier(hs[-1].mean(1)), y)
+    grads = torch.autograd.grad(value, hs[:3])
+    assert all(_close(la.input_grad_norm, g.norm().item()) for la, g in zip(flow.layers, grads))

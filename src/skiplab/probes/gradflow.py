@@ -255,6 +255,18 @@ def compute_loss(out: torch.Tensor, y: torch.Tensor | None, loss: LossChoice = "
 # ------------------------------------------------------------------ the probe
 
 
+def first_tensor_argument(args: tuple, kwargs: dict) -> int | str | None:
+    """Where a module's input is: the position or keyword of its first tensor argument (None: it has none).
+
+    Hugging Face layers are called with `hidden_states=` as a keyword, after
+    positional arguments that may be None.
+    """
+    for i, a in enumerate(args):
+        if isinstance(a, torch.Tensor):
+            return i
+    return next((k for k, v in kwargs.items() if isinstance(v, torch.Tensor)), None)
+
+
 def _walks(model: nn.Module, x: Inputs, modules: ModuleChoice) -> bool:
     """Whether the probe walks a SkipNet's stem, blocks and head itself (no hooks)."""
     return (
@@ -296,16 +308,16 @@ def _forward_with_inputs(
         if called[i]:
             return None
         called[i] = True
-        first = args[0] if args else next(iter(kwargs.values()), None)
-        if not isinstance(first, torch.Tensor):
+        where = first_tensor_argument(args, kwargs)
+        if where is None:
             return None
+        first = args[where] if isinstance(where, int) else kwargs[where]
         if not first.requires_grad and first.is_floating_point():
             leaf = first.detach().requires_grad_()
             inputs[i] = leaf
-            if args:
-                return (leaf, *args[1:]), kwargs
-            key = next(iter(kwargs))
-            return args, {**kwargs, key: leaf}
+            if isinstance(where, int):
+                return (*args[:where], leaf, *args[where + 1 :]), kwargs
+            return args, {**kwargs, where: leaf}
         inputs[i] = first
         return None
 

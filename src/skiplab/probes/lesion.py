@@ -45,7 +45,7 @@ from skiplab.probes.common import (
     output_tensor,
     slice_batch,
 )
-from skiplab.probes.gradflow import ModuleChoice, choose_modules, never_called
+from skiplab.probes.gradflow import ModuleChoice, choose_modules, first_tensor_argument, never_called
 from skiplab.probes.results import Tabular
 
 
@@ -160,7 +160,8 @@ def _lesion_one(
 
     def delete(module: nn.Module, args: tuple, kwargs: dict, out):
         called[0] = True
-        inp = args[0] if args else next(iter(kwargs.values()), None)
+        where = first_tensor_argument(args, kwargs)
+        inp = None if where is None else args[where] if isinstance(where, int) else kwargs[where]
         first = out[0] if isinstance(out, tuple) and out else out
         if not isinstance(inp, torch.Tensor) or not isinstance(first, torch.Tensor):
             deletable[0] = False
