@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 SCHEDULES: tuple[str, ...] = ("constant", "step", "cosine")
@@ -53,62 +54,8 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Check every field's type and range (a config may come from a checkpoint file, not only from code)."""
-
-        def positive_int(name: str, low: int = 1, high: int | None = None) -> None:
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < low or (high is not None and v > high):
-                bounds = f">= {low}" if high is None else f"in [{low}, {high:,}]"
-                raise ValueError(f"{name} must be an integer {bounds}; got {_short(v)}")
-
-        for name, kind, what in (
-            ("model", str, "a string"),
-            ("data", str, "a string"),
-            ("schedule", str, "a string"),
-            ("device", str, "a string"),
-            ("data_root", (str, type(None)), "a folder name or null"),
-            ("amp", bool, "true or false"),
-            ("cpu_bf16", bool, "true or false"),
-            ("channels_last", bool, "true or false"),
-        ):
-            if not isinstance(getattr(self, name), kind):
-                raise ValueError(f"{name} must be {what}; got {_short(getattr(self, name))}")
-        for name in ("warmup_epochs", "gamma", "held_out"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-                raise ValueError(f"{name} must be a finite number; got {_short(v)}")
-        if not isinstance(self.milestones, tuple) or not all(
-            isinstance(m, (int, float)) and not isinstance(m, bool) for m in self.milestones
-        ):
-            raise ValueError(f"milestones must be a list of numbers; got {_short(self.milestones)}")
-
-        positive_int("epochs", 1, MAX_EPOCHS)
-        positive_int("batch_size", 1, 2**24)
-        positive_int("threads", 0, 1024)
-        positive_int("seed", 0, 2**32 - 1)
-        if self.width is not None:
-            positive_int("width")
-        for name, low, high in (("lr", 0.0, 100.0), ("momentum", 0.0, 1.0), ("weight_decay", 0.0, 1.0)):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or not low <= v <= high:
-                raise ValueError(f"{name} must be a number in [{low:g}, {high:g}]; got {_short(v)}")
-        if self.lr == 0:
-            raise ValueError("lr must be > 0")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}; got {_short(self.schedule)}")
-        if self.device not in DEVICES:
-            raise ValueError(f"device must be one of {', '.join(DEVICES)}; got {_short(self.device)}")
-        if not isinstance(self.warmup_epochs, (int, float)) or not 0 <= self.warmup_epochs <= self.epochs:
-            raise ValueError(
-                f"warmup_epochs must be between 0 and epochs ({self.epochs}); got {_short(self.warmup_epochs)}"
-            )
-        if any(not 0 < m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
-            raise ValueError(
-                f"milestones must be increasing fractions of the run in (0, 1); got {_short(self.milestones)}"
-            )
-        if not 0 < self.gamma <= 1:
-            raise ValueError(f"gamma must be in (0, 1]; got {_short(self.gamma)}")
-        if not 0 < self.held_out < 1:
-            raise ValueError(f"held_out must be a fraction in (0, 1); got {_short(self.held_out)}")
+        for check in _CHECKS:
+            check(self)
         return self
 
     def resumed(self, **given) -> TrainConfig:
@@ -146,6 +93,105 @@ class TrainConfig:
         if isinstance(d.get("milestones"), list):
             d["milestones"] = tuple(d["milestones"])
         return cls().replace(**d)
+
+
+# Field → (type, what it must be); checked before any range, which could not compare a value of another type.
+_TYPES: tuple[tuple[str, type | tuple[type, ...], str], ...] = (
+    ("model", str, "a string"),
+    ("data", str, "a string"),
+    ("schedule", str, "a string"),
+    ("device", str, "a string"),
+    ("data_root", (str, type(None)), "a folder name or null"),
+    ("amp", bool, "true or false"),
+    ("cpu_bf16", bool, "true or false"),
+    ("channels_last", bool, "true or false"),
+)
+_FINITE: tuple[str, ...] = ("warmup_epochs", "gamma", "held_out")
+_INTEGERS: tuple[tuple[str, int, int], ...] = (  # field, lowest, highest
+    ("epochs", 1, MAX_EPOCHS),
+    ("batch_size", 1, 2**24),
+    ("threads", 0, 1024),
+    ("seed", 0, 2**32 - 1),
+)
+_NUMBERS: tuple[tuple[str, float, float], ...] = (  # field, lowest, highest
+    ("lr", 0.0, 100.0),
+    ("momentum", 0.0, 1.0),
+    ("weight_decay", 0.0, 1.0),
+)
+_CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (("schedule", SCHEDULES), ("device", DEVICES))
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    """Each field's type, floats finite: the later checks compare and sort these values."""
+    for name, kind, what in _TYPES:
+        if not isinstance(getattr(cfg, name), kind):
+            raise ValueError(f"{name} must be {what}; got {_short(getattr(cfg, name))}")
+    for name in _FINITE:
+        v = getattr(cfg, name)
+        if not _is_number(v) or not math.isfinite(v):
+            raise ValueError(f"{name} must be a finite number; got {_short(v)}")
+    if not isinstance(cfg.milestones, tuple) or not all(_is_number(m) for m in cfg.milestones):
+        raise ValueError(f"milestones must be a list of numbers; got {_short(cfg.milestones)}")
+
+
+def _check_integer(cfg: TrainConfig, name: str, low: int = 1, high: int | None = None) -> None:
+    v = getattr(cfg, name)
+    if not isinstance(v, int) or isinstance(v, bool) or v < low or (high is not None and v > high):
+        bounds = f">= {low}" if high is None else f"in [{low}, {high:,}]"
+        raise ValueError(f"{name} must be an integer {bounds}; got {_short(v)}")
+
+
+def _check_integers(cfg: TrainConfig) -> None:
+    for name, low, high in _INTEGERS:
+        _check_integer(cfg, name, low, high)
+    if cfg.width is not None:
+        _check_integer(cfg, "width")
+
+
+def _check_numbers(cfg: TrainConfig) -> None:
+    for name, low, high in _NUMBERS:
+        v = getattr(cfg, name)
+        if not isinstance(v, (int, float)) or not math.isfinite(v) or not low <= v <= high:
+            raise ValueError(f"{name} must be a number in [{low:g}, {high:g}]; got {_short(v)}")
+    if cfg.lr == 0:
+        raise ValueError("lr must be > 0")
+
+
+def _check_choices(cfg: TrainConfig) -> None:
+    for name, choices in _CHOICES:
+        v = getattr(cfg, name)
+        if v not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(choices)}; got {_short(v)}")
+
+
+def _check_schedule(cfg: TrainConfig) -> None:
+    """The schedule's shape: warm-up within the run, milestones inside it and in order, a decaying gamma."""
+    if not isinstance(cfg.warmup_epochs, (int, float)) or not 0 <= cfg.warmup_epochs <= cfg.epochs:
+        raise ValueError(f"warmup_epochs must be between 0 and epochs ({cfg.epochs}); got {_short(cfg.warmup_epochs)}")
+    if any(not 0 < m < 1 for m in cfg.milestones) or list(cfg.milestones) != sorted(cfg.milestones):
+        raise ValueError(f"milestones must be increasing fractions of the run in (0, 1); got {_short(cfg.milestones)}")
+    if not 0 < cfg.gamma <= 1:
+        raise ValueError(f"gamma must be in (0, 1]; got {_short(cfg.gamma)}")
+
+
+def _check_held_out(cfg: TrainConfig) -> None:
+    if not 0 < cfg.held_out < 1:
+        raise ValueError(f"held_out must be a fraction in (0, 1); got {_short(cfg.held_out)}")
+
+
+# In this order: each check may rely on the types the ones before it established.
+_CHECKS: tuple[Callable[[TrainConfig], None], ...] = (
+    _check_types,
+    _check_integers,
+    _check_numbers,
+    _check_choices,
+    _check_schedule,
+    _check_held_out,
+)
 
 
 PRESETS: dict[str, TrainConfig] = {
