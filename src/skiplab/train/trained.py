@@ -25,7 +25,7 @@ def load_trained(run_dir: str | Path, data_root: str | None = None) -> Trained:
     """Rebuild the run's model from its recorded config and load the checkpoint's (SHA-256 verified) weights.
 
     The run folder is untrusted: `load_checkpoint` prices its config and checks its weights file before
-    anything is built or read in full (see skiplab.train.checkpoint).
+    anything is built or read in full (see skiplab.train.untrusted).
     """
     ckpt = load_checkpoint(run_dir)
     cfg = priced_config(ckpt.meta["config"], Path(run_dir) / CHECKPOINT_JSON)
