@@ -198,8 +198,13 @@ def _cpu_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=N
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-# Ops FlopCounterMode has no formula for, counted with torch's own formula for the same computation.
-EXTRA_FLOP_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_attention_flops}
+# Ops FlopCounterMode has no formula for, counted with torch's own formula for the same computation
+# (the CPU kernel behind F.scaled_dot_product_attention and nn.MultiheadAttention, where this build has it).
+EXTRA_FLOP_FORMULAS = {
+    getattr(torch.ops.aten, name): _cpu_attention_flops
+    for name in ("_scaled_dot_product_flash_attention_for_cpu",)
+    if hasattr(torch.ops.aten, name)
+}
 # An op without a formula whose name says it multiplies matrices is reported, never counted as 0.
 HEAVY_OP = re.compile(r"mm|matmul|conv|linear|einsum|attention|transformer|lstm|gru|rnn|_fwd")
 
