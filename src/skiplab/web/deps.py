@@ -76,7 +76,6 @@ class ComputeEngine:
         self.pool = pool or WorkerPool()
         self._cache: OrderedDict[tuple, Any] = OrderedDict()
         self._cache_lock = threading.Lock()
-        self._price_lock = threading.Lock()
 
     def __len__(self) -> int:
         """Answers currently remembered."""
@@ -99,9 +98,8 @@ class ComputeEngine:
 
     def price(self, stacks: Sequence[tuple[StackConfig, int]]) -> None:
         """Raise `OverBudget` (a ValueError saying what to lower) if any stack costs more than the budget."""
-        with self._price_lock:  # a first pricing builds tiny nets under FlopCounterMode, whose module hooks are global
-            for cfg, batch in stacks:
-                check_budget(price_stack(cfg, batch), self.budget)
+        for cfg, batch in stacks:
+            check_budget(price_stack(cfg, batch), self.budget)
 
     def call(self, fn: Callable[..., T], *args: Any, stacks: Sequence[tuple[StackConfig, int]] = ()) -> T:
         """The synchronous path (the warm-up thread): a remembered answer, or price, then compute in a worker."""
