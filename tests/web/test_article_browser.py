@@ -14,7 +14,8 @@ import math
 
 import pytest
 
-from tests.web.conftest import open_session
+from skiplab.web.settings import WebSettings
+from tests.web.conftest import open_session, start_server, stop_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -256,3 +257,20 @@ def test_phone_viewport_stays_usable(chromium, live_server):
         s.assert_clean()
     finally:
         context.close()
+
+
+def test_a_busy_server_is_asked_again_after_its_retry_after(chromium):
+    """One worker and no queue: the page's first burst is mostly refused with 429, and every widget still draws."""
+    live = start_server(WebSettings(warm_up=False, workers=1, heavy_queue=0, compute_timeout_s=600))
+    context, s = open_session(chromium, live.url, viewport={"width": 1280, "height": 900})
+    try:
+        s.page.set_default_timeout(300_000)  # a hang guard: each refused widget waits its Retry-After, then asks again
+        s.page.goto(live.url + "/")
+        s.page.wait_for_function(ALL_DRAWN)
+        for w in WIDGETS:
+            assert s.page.get_attribute(f"#w-{w}", "data-state") == "ready", (w, s.page.inner_text(f"#w-{w} .status"))
+        assert any("429" in e for e in s.console_errors)  # the server did refuse, and the page asked again
+        assert s.outside_requests == []
+    finally:
+        context.close()
+        stop_server(live)

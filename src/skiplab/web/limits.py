@@ -129,6 +129,7 @@ class WorkerPool:
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
         self._admitted = 0
+        self._starting = 0  # workers being started (outside the lock)
         self._closed = False
         self._finalizer = weakref.finalize(self, _stop_all, self._all)
 
@@ -150,10 +151,22 @@ class WorkerPool:
     def _take_worker(self, cancelled: threading.Event) -> _Worker:
         while True:
             with self._lock:
-                if len(self._all) < self.workers and self._idle.empty():
+                if self._closed:
+                    raise Cancelled("the server is shutting down")
+                start = self._starting + len(self._all) < self.workers and self._idle.empty()
+                self._starting += start
+            if start:  # started outside the lock: the first start waits for the fork server (~1 s)
+                try:
                     worker = _Worker(self.torch_threads)
+                finally:
+                    with self._lock:
+                        self._starting -= 1
+                with self._lock:
                     self._all.add(worker)
-                    return worker
+                    if not self._closed:
+                        return worker
+                worker.kill()
+                raise Cancelled("the server is shutting down")
             try:
                 return self._idle.get(timeout=POLL_S)
             except queue_mod.Empty:
@@ -199,6 +212,7 @@ class WorkerPool:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             cancelled.set()  # the awaiting task was cancelled: stop the work too
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody awaits it any more
             raise
 
     def call_in_slot(self, fn: Callable, args: tuple, cancelled: threading.Event) -> Any:

@@ -39,8 +39,8 @@ class WebSettings:
     budget: Budget = field(default_factory=Budget)
     # Worker processes that compute (skiplab.web.worker): one core is left to the serving process.
     workers: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1))
-    # requests waiting for a worker before new ones get 429: short, so a wait is never many computations long
-    heavy_queue: int = 4
+    # requests waiting for a worker before new ones get 429: the page asks for its 8 widgets at once when it opens
+    heavy_queue: int = 8
     compute_timeout_s: float = 10.0  # a computation running longer is stopped and answered 503
     retry_after_s: int = 1  # what a 429 tells the client to wait
     host: str = "127.0.0.1"  # the bound address: requests must name it (or a loopback name) as their Host

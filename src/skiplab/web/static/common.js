@@ -44,13 +44,36 @@ export function settingsOf(form) {
   return Object.fromEntries(controls(form).filter((i) => i.type !== "button").map((i) => [i.name, valueOf(i)]));
 }
 
+const BUSY_RETRIES = 30; // a 429 is retried after its Retry-After this many times before it is shown
+
+// Resolves after `ms`, or rejects with an AbortError as soon as `signal` aborts (a newer request replaced this one).
+function pause(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const abort = () => {
+      clearTimeout(timer);
+      reject(new DOMException("superseded", "AbortError"));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", abort);
+      resolve();
+    }, ms);
+    if (signal?.aborted) abort();
+    else signal?.addEventListener("abort", abort, { once: true });
+  });
+}
+
 export async function fetchJSON(url, options = {}) {
   let response;
-  try {
-    response = await fetch(url, { headers: { Accept: "application/json" }, ...options });
-  } catch (e) {
-    if (e.name === "AbortError") throw e;
-    throw new Error("the server cannot be reached — is `skiplab serve` still running?");
+  for (let attempt = 0; ; attempt++) {
+    try {
+      response = await fetch(url, { headers: { Accept: "application/json" }, ...options });
+    } catch (e) {
+      if (e.name === "AbortError") throw e;
+      throw new Error("the server cannot be reached — is `skiplab serve` still running?");
+    }
+    if (response.status !== 429 || attempt >= BUSY_RETRIES) break;
+    // The server is computing at capacity: wait as long as it asks, then ask again.
+    await pause(1000 * (Number(response.headers.get("Retry-After")) || 1), options.signal);
   }
   const text = await response.text();
   let body = null;
