@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import threading
 import time
 
 import pytest
 from fastapi.testclient import TestClient
 
+from skiplab.store import RunStore
 from skiplab.web.app import create_app
 from skiplab.web.jobs import JobManager, TooManyJobs, UnknownJob
 from skiplab.web.settings import WebSettings
@@ -230,3 +232,32 @@ def test_the_job_routes_are_documented():
     assert spec["/api/jobs"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["type"] == "array"
     assert {"200", "404"} <= set(spec["/api/jobs/{job_id}"]["delete"]["responses"])
     assert {"413", "422", "429"} <= set(spec["/api/jobs"]["post"]["responses"])
+
+
+def job_processes() -> list:
+    return [p for p in multiprocessing.active_children() if p.name == "skiplab-job"]
+
+
+@pytest.mark.slow
+def test_a_job_trains_in_a_process_of_its_own_which_ends_with_the_job(tmp_path):
+    store = tmp_path / "runs.db"
+    app = create_app(WebSettings(warm_up=False, max_jobs=1, store_path=str(store)))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        job = client.post("/api/jobs", json={"depth": 56, "skip": "none", "epochs": 30}).json()
+        deadline = time.monotonic() + 300  # hang guards only
+        while not job_processes():
+            assert time.monotonic() < deadline, "no training process started"
+            time.sleep(0.02)
+        while not client.get(f"/api/jobs/{job['id']}").json()["epochs"]:  # epochs come back from the process
+            assert time.monotonic() < deadline, "no epoch came back"
+            time.sleep(0.05)
+        assert client.post(f"/api/jobs/{job['id']}/cancel").status_code == 200
+        while client.get(f"/api/jobs/{job['id']}").json()["status"] == "running":
+            assert time.monotonic() < deadline, "the cancelled job never stopped"
+            time.sleep(0.02)
+        ended = client.get(f"/api/jobs/{job['id']}").json()
+        assert ended["status"] == "stopped" and "stored as run" in ended["message"]
+        assert job_processes() == []
+    run_id = ended["message"].rsplit(" ", 1)[-1]
+    stored = RunStore(store).get(run_id)  # the process wrote the store the server was given
+    assert stored.status == "stopped" and [e["epoch"] for e in stored.epochs] == [e["epoch"] for e in ended["epochs"]]

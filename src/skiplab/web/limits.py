@@ -50,7 +50,8 @@ class ComputeFailed(Exception):
     """The computation raised something other than a ValueError: a bug; the message is its traceback."""
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def fork_context() -> multiprocessing.context.BaseContext:
+    """Processes forked from a fork server that has imported torch and the routers once (quick to start)."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["skiplab.web.worker"])
     return ctx
@@ -62,7 +63,7 @@ class _Worker:
     def __init__(self, torch_threads: int) -> None:
         from skiplab.web.worker import serve
 
-        ctx = _context()
+        ctx = fork_context()
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=serve, args=(child, torch_threads), name="skiplab-worker", daemon=True)
         self.process.start()

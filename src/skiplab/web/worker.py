@@ -23,10 +23,12 @@ import signal
 import traceback
 from multiprocessing.connection import Connection
 
-# Imported here so that the fork server loads them once and every worker forked from it starts warm.
+# Imported here so that the fork server loads them once and every worker (and training job) forked from it
+# starts warm.
 import skiplab.web.routers.anatomy
 import skiplab.web.routers.bypass
 import skiplab.web.routers.gradflow
+import skiplab.web.routers.jobs
 import skiplab.web.routers.paths
 import skiplab.web.routers.pitfalls
 import skiplab.web.routers.skip_types  # noqa: F401

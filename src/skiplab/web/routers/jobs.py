@@ -2,10 +2,11 @@
 
 The work is `skiplab.train.train` on the embedded digits data with exactly the
 recipe of the shipped degradation runs (`DegradationConfig().train_config`),
-so a live curve can be laid over the stored ones; it runs in a worker thread of the
-`JobManager`; each finished epoch is streamed as an `epoch` event and the end
-as an `end` event. `GET /api/jobs` lists every job the server remembers, so a
-client whose 202 reply was lost can find its job; `DELETE /api/jobs/{id}`
+so a live curve can be laid over the stored ones; it trains in a process of its
+own (`train_in_process`), relayed by a thread of the `JobManager`; each finished
+epoch is streamed as an `epoch` event and the end as an `end` event.
+`GET /api/jobs` lists every job the server remembers, so a client whose 202
+reply was lost can find its job; `DELETE /api/jobs/{id}`
 cancels it and forgets it (a later GET answers 404), while `POST .../cancel`
 stops it and keeps it readable.
 """
@@ -15,7 +16,10 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import multiprocessing
+import signal
 import time
+from multiprocessing.connection import Connection
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, HTTPException, Request
@@ -24,9 +28,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from skiplab.experiments import DegradationConfig
 from skiplab.store import RunStore
-from skiplab.train import train
+from skiplab.train import TrainConfig, train
 from skiplab.web.deps import NOT_FOUND, UNPROCESSABLE, Problem, Settings
 from skiplab.web.jobs import Job, JobManager, TooManyJobs, UnknownJob
+from skiplab.web.limits import fork_context
 
 router = APIRouter(prefix="/jobs", tags=["live training"])
 
@@ -89,25 +94,79 @@ def json_safe(metrics: dict) -> dict:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
 
 
-def training_work(req: JobRequest, store: RunStore | None = None, max_s: float = float("inf")):
-    """The job's work: the degradation recipe on a plain or residual conv net, one thread, streaming each epoch."""
+def train_in_process(conn: Connection, cfg: TrainConfig, store_path: str | None, stop, max_s: float) -> None:
+    """A live job's process: train `cfg`, sending `("epoch", metrics)` per epoch and `("end", status, message)` last.
+
+    It stops before its next step once `stop` (a process-shared event) is set, `max_s` has passed or the
+    server has gone. SIGINT is the server's to handle: Ctrl-C reaches the whole process group, and the server
+    cancels its jobs itself.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    server = multiprocessing.parent_process()
+    try:
+        store = RunStore(store_path) if store_path is not None else None
+        deadline = time.monotonic() + max_s  # a job's wall time is capped like a cancellation
+        result = train(
+            cfg,
+            on_epoch=lambda m: conn.send(("epoch", json_safe(m.to_dict()))),
+            should_stop=lambda: stop.is_set() or time.monotonic() > deadline or not server.is_alive(),
+            store=store,
+            name="live",
+        )
+        kept = f"stored as run {result.run_id}" if store is not None else ""
+        conn.send(("end", result.status, "; ".join(m for m in (result.message, kept) if m)))
+    except Exception as e:  # a job's failure is its result: readers see it
+        conn.send(("end", "failed", f"{type(e).__name__}: {e}"))
+
+
+def training_work(req: JobRequest, store: RunStore | None = None, max_s: float = float("inf"), grace_s: float = 2.0):
+    """The job's work: the degradation recipe on a plain or residual conv net, trained in a process of its own.
+
+    Training is heavy work: in its own process it never competes with the server's event loop for the
+    interpreter. The job's thread in the server relays the process's epochs and asks it to stop when the
+    job is cancelled; a process that has not stopped `grace_s` after that is killed.
+    """
     kind = "res" if req.skip == "identity" else "plain"
     # One torch thread: the widgets' probes keep the other core while a job trains.
     cfg = (
         DegradationConfig().train_config(kind, req.depth, req.seed).replace(epochs=req.epochs, device="cpu", threads=1)
     )
+    store_path = str(store.path) if store is not None else None
 
     def work(on_epoch, cancelled) -> tuple[str, str]:
-        deadline = time.monotonic() + max_s  # a job's wall time is capped like a cancellation
-
-        def should_stop() -> bool:
-            return cancelled() or time.monotonic() > deadline
-
-        result = train(
-            cfg, on_epoch=lambda m: on_epoch(json_safe(m.to_dict())), should_stop=should_stop, store=store, name="live"
+        ctx = fork_context()
+        reader, writer = ctx.Pipe(duplex=False)
+        stop = ctx.Event()
+        process = ctx.Process(
+            target=train_in_process, args=(writer, cfg, store_path, stop, max_s), name="skiplab-job", daemon=True
         )
-        kept = f"stored as run {result.run_id}" if store is not None else ""
-        return result.status, "; ".join(m for m in (result.message, kept) if m)
+        process.start()
+        writer.close()
+        stop_asked = None
+        try:
+            while True:
+                if cancelled() and stop_asked is None:
+                    stop.set()
+                    stop_asked = time.monotonic()
+                if stop_asked is not None and time.monotonic() - stop_asked > grace_s:
+                    return "stopped", f"cancelled; training did not stop within {grace_s:g} s and was killed"
+                if not reader.poll(POLL_S):
+                    continue
+                try:
+                    message = reader.recv()
+                except EOFError:  # the process ended without a result
+                    process.join(grace_s)
+                    return "failed", f"the training process ended without a result (exit code {process.exitcode})"
+                if message[0] == "epoch":
+                    on_epoch(message[1])
+                else:
+                    return message[1], message[2]
+        finally:
+            process.join(grace_s)
+            if process.is_alive():
+                process.kill()
+                process.join()
+            reader.close()
 
     return work
 
@@ -125,7 +184,8 @@ def start(request: Request, settings: Settings, req: Annotated[JobRequest, Body(
             422, f"epochs must be at most {settings.max_epochs} and depth at most {settings.max_job_depth}"
         )
     try:
-        job = manager(request).start(req.model_dump(), training_work(req, request.app.state.store, settings.max_job_s))
+        work = training_work(req, request.app.state.store, settings.max_job_s, settings.cancel_grace_s)
+        job = manager(request).start(req.model_dump(), work)
     except TooManyJobs as e:
         raise HTTPException(429, str(e), headers={"Retry-After": "10"}) from None
     return JobOut(**job.snapshot())
