@@ -5,7 +5,8 @@ endpoints (the article, stored results, the schema) and 25 asking heavy ones
 with random settings, so most of them miss the answer cache. The heavy side's
 queue is full nearly all the time, so nearly all of its answers are 429s: its
 latency percentiles are those of a refusal (the counts say how many were
-computed). A light-only run of the same length first is the baseline in the
+computed), and one more client, curl, times 300 of them one by one so the
+refusals' own tail is known. A light-only run first is the baseline in the
 same run; the server's memory (PSS of the serving process, its fork server and
 workers) is sampled every second.
 """
@@ -13,6 +14,7 @@ workers) is sampled every second.
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -29,6 +31,7 @@ from tests.web.conftest import free_port
 SECONDS = 60
 BASELINE_SECONDS = 20
 CONNECTIONS = 25  # per side: 50 clients in all
+REFUSAL_PROBES = 300  # requests of the one curl client that times each refusal on its own
 
 # Each wrk thread counts the statuses it sees; `done` prints them as one JSON line.
 COUNTING = """
@@ -85,6 +88,23 @@ def _parse(out: str) -> dict:
     }
 
 
+def _refusal_probe(url: str, n: int, seed: int = 0) -> dict:
+    """One curl client asking `n` uncached deep probes in turn while the load runs: each answer's own time.
+
+    wrk reports one latency distribution per process; this separates the refusals (429) from the few
+    requests that were admitted and computed, so the refusal's own tail is measured.
+    """
+    rng = random.Random(seed)
+    args = ["curl", "-s", "--max-time", "60", "-w", "%{http_code} %{time_total}\\n"]
+    for _ in range(n):
+        args += ["-o", "/dev/null", f"{url}/api/gradflow?depth={rng.randint(300, 1000)}&norm=none"]
+    lines = subprocess.run(args, capture_output=True, text=True).stdout.split()
+    answers = list(zip(lines[::2], (1000 * float(t) for t in lines[1::2])))
+    refused = sorted(ms for code, ms in answers if code == "429")
+    pick = lambda q: round(refused[min(len(refused) - 1, int(q * len(refused)))], 1) if refused else None  # noqa: E731
+    return {"requests": len(answers), "refused": len(refused), "p50_ms": pick(0.5), "p99_ms": pick(0.99)}
+
+
 def _tree_pss_mb(pid: int) -> float:
     """Proportional set size of `pid` and its descendants (fork server, workers), in MiB.
 
@@ -138,6 +158,8 @@ def run() -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             baseline = _parse(_wrk(url, LIGHT, BASELINE_SECONDS, Path(tmp), "baseline").communicate()[0])
             light, heavy = _wrk(url, LIGHT, SECONDS, Path(tmp), "light"), _wrk(url, HEAVY, SECONDS, Path(tmp), "heavy")
+            time.sleep(5)  # let the heavy side fill the queue
+            refusals = _refusal_probe(url, REFUSAL_PROBES)
             light_out, heavy_out = _parse(light.communicate()[0]), _parse(heavy.communicate()[0])
     finally:
         stop.set()
@@ -155,6 +177,7 @@ def run() -> dict:
         "heavy": heavy_out,
         "light_only_baseline": baseline,
         "light_p99_vs_light_only": round(light_out["p99_ms"] / max(baseline["p99_ms"], 1e-9), 2),
+        "refusals_probed": refusals,
         "heavy_computed_share": round(heavy_out["statuses"].get("200", 0) / max(heavy_out["requests"], 1), 4),
         "pss_mb_max": round(max(rss), 1) if rss else None,
         "pss_mb_last": round(rss[-1], 1) if rss else None,

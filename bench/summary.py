@@ -124,7 +124,10 @@ def summary(r: dict) -> str:
             f"heavy running: p50 {base['p50_ms']:.0f} / p99 {base['p99_ms']:.0f} ms, so heavy work moves the "
             f"light p99 {wk['light_p99_vs_light_only']}x). Heavy side: {hv['statuses'].get('429', 0)} refusals "
             f"and {hv['statuses'].get('200', 0)} computed ({100 * wk['heavy_computed_share']:.1f} %), "
-            f"p50 {hv['p50_ms']:.0f} ms / p99 {hv['p99_ms']:.0f} ms. Server memory (PSS, workers included) "
+            f"p50 {hv['p50_ms']:.0f} ms / p99 {hv['p99_ms']:.0f} ms (the computed ones make the tail); "
+            f"{wk['refusals_probed']['refused']} refusals timed one by one by a further client: "
+            f"p50 {wk['refusals_probed']['p50_ms']} ms / p99 {wk['refusals_probed']['p99_ms']} ms. "
+            f"Server memory (PSS, workers included) "
             f"peaked at {wk['pss_mb_max']:.0f} MiB.",
             "",
         ]

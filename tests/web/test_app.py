@@ -194,21 +194,32 @@ def test_a_request_whose_client_has_gone_is_withdrawn_and_its_worker_stopped(tmp
 def test_refusals_and_light_endpoints_answer_while_every_worker_computes(tmp_path):
     gate = tmp_path / "open"
     tight = Budget(max_flops=10**8)
-    app = create_app(WebSettings(warm_up=False, workers=1, heavy_queue=0, compute_timeout_s=600, budget=tight))
+    app = create_app(WebSettings(warm_up=False, workers=1, heavy_queue=1, compute_timeout_s=600, budget=tight))
     engine = app.state.engine
+
+    def blocked_request() -> threading.Thread:
+        thread = threading.Thread(target=lambda: asyncio.run(engine.run(work.wait_for, str(gate))))
+        thread.start()
+        return thread
+
     with TestClient(app, base_url="http://127.0.0.1") as c:
-        blocked = threading.Thread(target=lambda: asyncio.run(engine.run(work.wait_for, str(gate))))
-        blocked.start()
+        running = blocked_request()
         while engine.pool.admitted < 1:
             time.sleep(0.01)
-        # The worker is busy: over budget is refused by its price, a full queue by its count, light pages answer.
+        # The worker is busy and the queue has room: over budget is refused by its price, at once.
         over = c.get("/api/gradflow", params={"depth": 1000})
         assert over.status_code == 422 and "GFLOP" in over.json()["detail"]
+        queued = blocked_request()
+        while engine.pool.admitted < 2:
+            time.sleep(0.01)
+        # The queue is full too: a refusal by count, before any pricing; light pages still answer.
         assert c.get("/api/gradflow", params={"depth": 3}).status_code == 429
+        assert c.get("/api/gradflow", params={"depth": 1000}).status_code == 429
         assert c.get("/api/results/degradation").status_code == 200
-        assert not gate.exists() and blocked.is_alive()  # all of the above answered while the work was running
+        assert not gate.exists() and running.is_alive() and queued.is_alive()  # all answered during the work
         gate.touch()
-        blocked.join(600)
+        running.join(600)
+        queued.join(600)
     engine.shutdown()
 
 

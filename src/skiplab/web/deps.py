@@ -6,11 +6,13 @@ library call for one request:
 1. A remembered answer is returned at once: every probe is seeded, so the same
    settings give the same numbers, and a reader flipping a toggle back and
    forth gets the earlier answer without computing.
-2. Every stack the call will build is priced (`skiplab.probes.budget`) against
+2. A request beyond the workers and their queue is refused at once: 429 with
+   Retry-After, before any other work.
+3. Every stack the call will build is priced (`skiplab.probes.budget`) against
    the settings' budget in the serving process, before the request queues:
    an oversized request is refused with a 422 that says what to lower, in
    milliseconds, whatever the workers are doing.
-3. The call runs in a worker process (`skiplab.web.limits.WorkerPool`); a
+4. The call runs in a worker process (`skiplab.web.limits.WorkerPool`); a
    full queue is a 429 with Retry-After, a computation past the cap is
    stopped and answered 503, and a request whose client has gone is
    withdrawn (dropped from the queue, or its worker stopped).
@@ -126,8 +128,13 @@ class ComputeEngine:
             return hit
         cancelled = threading.Event()
         try:
-            await asyncio.to_thread(self.price, stacks)
-            work = asyncio.ensure_future(self.pool.run(fn, *args, cancelled=cancelled))
+            self.pool.admit()  # a full queue is refused first, before any other work: the refusal never waits
+            try:
+                await asyncio.to_thread(self.price, stacks)
+            except BaseException:
+                self.pool.release()
+                raise
+            work = asyncio.ensure_future(self.pool.run(fn, *args, cancelled=cancelled, admitted=True))
             while not work.done():
                 await asyncio.wait({work}, timeout=DISCONNECT_POLL_S)
                 if not work.done() and request is not None and await request.is_disconnected():

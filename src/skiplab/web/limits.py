@@ -139,13 +139,15 @@ class WorkerPool:
         """Requests running or queued now."""
         return self._admitted
 
-    def _admit(self) -> None:
+    def admit(self) -> None:
+        """Take a slot (running or queued), or raise `Busy` at once; `run(..., admitted=True)` then uses it."""
         with self._lock:
             if self._closed or self._admitted >= self.capacity:
                 raise Busy(self.retry_after_s)
             self._admitted += 1
 
-    def _release(self) -> None:
+    def release(self) -> None:
+        """Give back a slot taken by `admit` that will not be used after all."""
         with self._lock:
             self._admitted -= 1
 
@@ -194,20 +196,23 @@ class WorkerPool:
 
     def call_admitted(self, fn: Callable, *args: Any, cancelled: threading.Event | None = None) -> Any:
         """`call` for a synchronous caller (the warm-up thread): admitted like any request, or `Busy`."""
-        self._admit()
+        self.admit()
         try:
             return self.call(fn, *args, cancelled=cancelled)
         finally:
-            self._release()
+            self.release()
 
-    async def run(self, fn: Callable, *args: Any, cancelled: threading.Event | None = None) -> Any:
-        """Admit (or refuse with `Busy` at once), then await `fn(*args)` computed in a worker."""
-        self._admit()
+    async def run(
+        self, fn: Callable, *args: Any, cancelled: threading.Event | None = None, admitted: bool = False
+    ) -> Any:
+        """Admit (or refuse with `Busy` at once) unless `admitted`, then await `fn(*args)` computed in a worker."""
+        if not admitted:
+            self.admit()
         cancelled = cancelled or threading.Event()
         try:
             future = asyncio.get_running_loop().run_in_executor(self._threads, self.call_in_slot, fn, args, cancelled)
         except BaseException:
-            self._release()
+            self.release()
             raise
         try:
             return await asyncio.shield(future)
@@ -220,7 +225,7 @@ class WorkerPool:
         try:
             return self.call(fn, *args, cancelled=cancelled)
         finally:
-            self._release()
+            self.release()
 
     def shutdown(self) -> None:
         """Stop every worker now; waiting requests end with `Cancelled` or `Busy`."""
