@@ -145,21 +145,10 @@ class Tabular:
         x_name, ys = self._plot_columns(rows)
         if ax is None:
             _, ax = plt.subplots()
-        labels = [str(r[x_name]) for r in rows] if x_name else None
-        xs = list(range(len(rows)))
-        if self._plot_kind == "bar" or len(rows) == 1:
-            width = 0.8 / max(1, len(ys))
-            for i, y in enumerate(ys):
-                values = [math.nan if r[y] is None else r[y] for r in rows]
-                ax.bar([x + i * width for x in xs], values, width=width, label=y, **kwargs)
-            ax.set_xticks([x + width * (len(ys) - 1) / 2 for x in xs], labels or [str(x) for x in xs])
-        else:
-            for y in ys:
-                values = [math.nan if r[y] is None else r[y] for r in rows]
-                ax.plot(xs, values, marker=".", label=y, **kwargs)
-            if labels:
-                step = max(1, len(labels) // 12)
-                ax.set_xticks(xs[::step], labels[::step], rotation=45, ha="right")
+        labels = [str(r[x_name]) for r in rows] if x_name else [str(x) for x in range(len(rows))]
+        columns = {y: [math.nan if r[y] is None else r[y] for r in rows] for y in ys}
+        draw = _bars if self._plot_kind == "bar" or len(rows) == 1 else _lines
+        draw(ax, labels, columns, **kwargs)
         if self._plot_log:
             ax.set_yscale("log")
         ax.set_xlabel(x_name or "row")
@@ -167,3 +156,21 @@ class Tabular:
         if len(ys) > 1:
             ax.legend()
         return ax
+
+
+def _bars(ax, labels: list[str], columns: dict[str, list[float]], **kwargs) -> None:
+    """One group of bars per row, one bar per column."""
+    width = 0.8 / max(1, len(columns))
+    xs = range(len(labels))
+    for i, (name, values) in enumerate(columns.items()):
+        ax.bar([x + i * width for x in xs], values, width=width, label=name, **kwargs)
+    ax.set_xticks([x + width * (len(columns) - 1) / 2 for x in xs], labels)
+
+
+def _lines(ax, labels: list[str], columns: dict[str, list[float]], **kwargs) -> None:
+    """One line per column over the rows, at most a dozen row labels on the axis."""
+    xs = list(range(len(labels)))
+    for name, values in columns.items():
+        ax.plot(xs, values, marker=".", label=name, **kwargs)
+    step = max(1, len(labels) // 12)
+    ax.set_xticks(xs[::step], labels[::step], rotation=45, ha="right")
