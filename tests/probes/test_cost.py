@@ -56,7 +56,7 @@ def test_measure_cost_with_peak_keeps_the_model_as_it_was():
 
 
 def test_skip_types_side_by_side():
-    from skiplab.probes.cost import COMPARED_SKIPS, compare_skip_types
+    from skiplab.probes.skip_types import COMPARED_SKIPS, compare_skip_types
 
     table = compare_skip_types(depth=4, width=8, size=6, batch=4)
     rows = {r.skip: r for r in table.rows}
@@ -73,7 +73,7 @@ def test_skip_types_side_by_side():
 
 
 def test_skip_types_bad_options():
-    from skiplab.probes.cost import compare_skip_types
+    from skiplab.probes.skip_types import compare_skip_types
 
     with pytest.raises(ValueError, match="skip must be one of"):
         compare_skip_types(skips=("identity", "wormhole"))

@@ -10,7 +10,7 @@ from bench.bench_max import largest_settings
 from bench.load import run_load
 from skiplab.cli.serve import serve
 from skiplab.probes.budget import Budget
-from skiplab.probes.cost import SKIP_TYPES_BATCH, skip_type_stacks
+from skiplab.probes.skip_types import SKIP_TYPES_BATCH, skip_type_stacks
 from skiplab.web.app import create_app
 from skiplab.web.routers import gradflow, pitfalls, skip_types
 from skiplab.web.settings import WebSettings

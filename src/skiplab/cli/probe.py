@@ -20,10 +20,11 @@ from skiplab.cli.common import (
 from skiplab.nn import StackConfig, get_spec
 from skiplab.probes.anatomy import block_anatomy
 from skiplab.probes.bypass import bypass_metrics
-from skiplab.probes.cost import compare_skip_types, measure_cost
+from skiplab.probes.cost import measure_cost
 from skiplab.probes.gradflow import FlowSummary, gradient_flow, stack_gradient_flow
 from skiplab.probes.lesion import lesion_study
 from skiplab.probes.paths import gradient_by_path_length, path_length_distribution
+from skiplab.probes.skip_types import compare_skip_types
 from skiplab.train.trained import load_trained
 
 app = typer.Typer(help="Measure what skip connections do, on real networks.", no_args_is_help=True)

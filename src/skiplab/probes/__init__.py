@@ -2,10 +2,11 @@
 
 from skiplab.probes.anatomy import BlockAnatomy, block_anatomy
 from skiplab.probes.bypass import BypassMetrics, bypass_metrics
-from skiplab.probes.cost import Cost, SkipTypeComparison, compare_skip_types, count_params, measure_cost, stack_cost
+from skiplab.probes.cost import Cost, count_params, measure_cost, stack_cost
 from skiplab.probes.gradflow import FlowSummary, GradientFlow, gradient_flow, stack_gradient_flow
 from skiplab.probes.lesion import LesionResult, lesion_study
 from skiplab.probes.paths import PathDistribution, PathGradients, gradient_by_path_length, path_length_distribution
+from skiplab.probes.skip_types import SkipTypeComparison, compare_skip_types
 
 __all__ = [
     "BlockAnatomy",

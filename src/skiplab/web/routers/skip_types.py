@@ -1,6 +1,6 @@
 """Skip types at a glance: identity, projection, dense, highway, squeeze-excitation and none, measured.
 
-Numbers from `skiplab.probes.cost.compare_skip_types` (same depth, width,
+Numbers from `skiplab.probes.skip_types.compare_skip_types` (same depth, width,
 seed and batch for all); the formulas and the advice are the article's prose.
 """
 
@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from skiplab.probes.cost import SKIP_TYPES_BATCH, compare_skip_types, skip_type_stacks
+from skiplab.probes.skip_types import SKIP_TYPES_BATCH, compare_skip_types, skip_type_stacks
 from skiplab.web.article import tex
 from skiplab.web.deps import COMPUTE, Engine
 from skiplab.web.schemas import FlowSummaryOut
