@@ -36,96 +36,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-STATUSES: tuple[str, ...] = ("running", "completed", "stopped", "diverged", "failed", "interrupted")
-# Per-epoch numbers with their own column; anything else an epoch reports goes into `extra` (JSON).
-METRIC_COLUMNS: tuple[str, ...] = (
-    "train_loss",
-    "train_error",
-    "test_loss",
-    "test_error",
-    "lr",
-    "grad_norm_mean",
-    "grad_norm_max",
-    "seconds",
-)
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL DEFAULT '',
-    model TEXT NOT NULL DEFAULT '',
-    data TEXT NOT NULL DEFAULT '',
-    seed INTEGER,
-    status TEXT NOT NULL,
-    message TEXT NOT NULL DEFAULT '',
-    config TEXT NOT NULL,
-    versions TEXT NOT NULL DEFAULT '{{}}',
-    machine TEXT NOT NULL DEFAULT '{{}}',
-    git_revision TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    finished_at REAL
-);
-CREATE TABLE IF NOT EXISTS epochs (
-    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    epoch INTEGER NOT NULL,
-    {", ".join(f"{c} REAL" for c in METRIC_COLUMNS)},
-    extra TEXT NOT NULL DEFAULT '{{}}',
-    PRIMARY KEY (run_id, epoch)
-);
-CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at);
-"""
-# Columns added since the first stores: added on open, so an older store stays readable.
-_ADDED_COLUMNS: dict[str, str] = {
-    "machine": "TEXT NOT NULL DEFAULT '{}'",
-    "owner_pid": "INTEGER",
-    "owner_host": "TEXT",
-    "owner_start": "TEXT",
-}
+from skiplab.store.owner import alive as _alive
+from skiplab.store.owner import process_start
+from skiplab.store.schema import ADDED_COLUMNS, METRIC_COLUMNS, SCHEMA, STATUSES
 
 
 class StoreError(ValueError):
     """The run store's file cannot be used: not SQLite, damaged, not a regular file, or the disk is full."""
-
-
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-def process_start(pid: int) -> str | None:
-    """`boot_id:start_ticks` of a live process (Linux /proc), None if it is gone, a zombie, or /proc is absent.
-
-    Two processes that share a pid, one after the other or across a reboot,
-    never share this token, so it tells a run's own process from a stranger.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    fields = raw[raw.rfind(b")") + 2 :].split()  # the command name before it may hold spaces and parentheses
-    if len(fields) < 20 or fields[0] == b"Z":
-        return None
-    return f"{_boot_id()}:{fields[19].decode()}"
-
-
-def _alive(pid: int, start: str | None) -> bool:
-    """Whether the process that recorded (`pid`, `start`) still runs on this host."""
-    if not isinstance(pid, int) or pid <= 1:
-        return False  # no training process has such a pid; 0 and -1 would address groups of processes
-    try:
-        os.kill(pid, 0)
-    except PermissionError:
-        pass  # it exists, owned by another user
-    except (OSError, OverflowError):
-        return False
-    if not os.path.isdir("/proc/self"):
-        return True  # no /proc: the pid's existence is all there is to go on
-    return start is not None and process_start(pid) == start
 
 
 class UnknownRunError(ValueError):
@@ -186,9 +103,9 @@ class RunStore:
         except OSError as e:
             raise StoreError(f"run store {str(self.path)!r}: cannot create its folder ({e.strerror})") from None
         with self._connect() as db:
-            db.executescript(_SCHEMA)
+            db.executescript(SCHEMA)
             columns = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
-            for name, decl in _ADDED_COLUMNS.items():
+            for name, decl in ADDED_COLUMNS.items():
                 if name in columns:
                     continue
                 try:
