@@ -85,8 +85,8 @@ def warm_up(engine: ComputeEngine, stop: threading.Event) -> None:
 JOB_STOP_WAIT_S = 0.5  # at shutdown, how long live training may take to notice its cancellation (it polls per batch)
 
 
-def create_app(settings: WebSettings | None = None) -> FastAPI:
-    settings = settings or WebSettings()
+def _lifespan(settings: WebSettings):
+    """Start: warm up the default views. Stop promptly: no new warm-up work, workers stopped, jobs cancelled."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -96,13 +96,37 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            # Exit promptly: no new warm-up work, queued computations dropped, live training cancelled.
             stop.set()
             app.state.engine.shutdown()  # stops the worker processes; queued requests are dropped
             app.state.jobs.shutdown(wait_s=min(settings.cancel_grace_s, JOB_STOP_WAIT_S))
 
+    return lifespan
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """A 405 that lists every allowed method, and 422s that say which field is wrong and why."""
+
+    @app.exception_handler(405)
+    async def method_not_allowed(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette names only the first route matching the path; list every documented method of the path.
+        allowed = sorted(
+            m.upper()
+            for path, ops in app.openapi()["paths"].items()
+            if _template_matches(path, request.url.path)
+            for m in ops
+        )
+        return JSONResponse({"detail": "Method Not Allowed"}, 405, headers={"Allow": ", ".join(allowed)})
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _readable(exc)}, status_code=422)
+
+
+def create_app(settings: WebSettings | None = None) -> FastAPI:
+    settings = settings or WebSettings()
+
     app = FastAPI(
-        lifespan=lifespan,
+        lifespan=_lifespan(settings),
         title="skiplab",
         summary="Skip connections explained with numbers computed live from real networks.",
         version="0.1.0",
@@ -126,20 +150,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     static_url = f"/static/{static_version()}"
     plotly_url = f"/vendor/plotly-basic-{plotly_js_version()}.min.js"
 
-    @app.exception_handler(405)
-    async def method_not_allowed(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # Starlette names only the first route matching the path; list every documented method of the path.
-        allowed = sorted(
-            m.upper()
-            for path, ops in app.openapi()["paths"].items()
-            if _template_matches(path, request.url.path)
-            for m in ops
-        )
-        return JSONResponse({"detail": "Method Not Allowed"}, 405, headers={"Allow": ", ".join(allowed)})
-
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _readable(exc)}, status_code=422)
+    _add_error_handlers(app)
 
     # Bodies past max_body_bytes get 413 before more is read; the Guard (added last, so run first) lets only
     # our own Host through (400 otherwise: DNS rebinding) and refuses cross-origin writes (403).
