@@ -11,6 +11,7 @@ of every widget go to test-artifacts/.
 from __future__ import annotations
 
 import math
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
@@ -206,6 +207,20 @@ def test_pre_activation_and_dense_memory_pitfalls(page, session):
     shot(session, "dense")
 
 
+def url_params(page) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(page.url).query))
+
+
+def figures_visible(page, widget: str) -> bool:
+    """Whether any of the widget's figures (charts, readouts, tables, diagrams, outcome) is on screen."""
+    return page.eval_on_selector(
+        f"#w-{widget}",
+        "w => [...w.querySelectorAll('.chart, .readout, .stats, .diagram, .outcome')]"
+        ".some(e => e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden'"
+        " && Number(getComputedStyle(e).opacity) > 0.9)",
+    )
+
+
 def test_settings_live_in_the_url_and_errors_read_well(chromium, live_server):
     context, s = open_session(chromium, live_server.url, viewport={"width": 1280, "height": 900})
     try:
@@ -216,24 +231,101 @@ def test_settings_live_in_the_url_and_errors_read_well(chromium, live_server):
         assert s.page.input_value("#w-gradflow [name=activation]") == "tanh"
         assert len(s.page.eval_on_selector("#w-gradflow [data-role=chart]", "d => d.data[0].y")) == 20
         assert readout(s.page, "bypass")["mean path"] == "1.5 layers"  # 3 layers with bypasses: 2^3 paths
-        # The range input clamps 5 to its maximum, 2: the shared view is the closest valid one.
+        # 5 is beyond the scale's maximum, 2: the shared view is the closest valid one, and the URL says so.
         assert s.page.input_value("#w-anatomy [name=scale]") == "2"
-        # A refused change leaves the previous figures on the page, faded and said to be stale.
+        assert url_params(s.page)["anatomy.scale"] == "2"
+        # A refused change is said in words, and the controls go back to the settings the figures are for:
+        # the figures stay current (not faded), the message does not talk of stale figures.
         s.page.eval_on_selector(
             "#w-gradflow [name=depth]",
             "e => { e.value = '5000'; e.dispatchEvent(new Event('change', {bubbles: true})); }",
         )
         s.page.wait_for_function("document.querySelector('#w-gradflow').dataset.state === 'error'")
-        assert "previous settings" in s.page.inner_text("#w-gradflow .status")
-        opacity = s.page.eval_on_selector(
-            "#w-gradflow [data-role=chart]", "d => getComputedStyle(d.closest('.chart, .chart-pair')).opacity"
-        )
-        assert float(opacity) < 0.5
-        # A value the server refuses is reported in words, not as a broken widget.
-        s.page.goto(live_server.url + "/?gradflow.depth=5000")
-        s.page.wait_for_function("document.querySelector('#w-gradflow').dataset.state === 'error'")
         message = s.page.inner_text("#w-gradflow .status")
-        assert "422" in message and "depth" in message and "1000" in message
+        assert "422" in message and "depth" in message and "1000" in message and "5000" in message
+        assert "previous settings" not in message and "faded" not in message
+        assert s.page.input_value("#w-gradflow [name=depth]") == "20"
+        assert url_params(s.page)["gradflow.depth"] == "20"
+        assert len(s.page.eval_on_selector("#w-gradflow [data-role=chart]", "d => d.data[0].y")) == 20
+        assert figures_visible(s.page, "gradflow")
+        # The next accepted change clears the message.
+        operate(s.page, "gradflow", "depth", 30)
+        assert s.page.inner_text("#w-gradflow .status") == ""
+        assert s.outside_requests == []
+    finally:
+        context.close()
+
+
+def test_bad_url_values_fall_back_to_the_default_or_are_clamped_and_written_back(chromium, live_server):
+    context, s = open_session(chromium, live_server.url, viewport={"width": 1280, "height": 900})
+    try:
+        s.page.set_default_timeout(60_000)
+        bad = {
+            "gradflow.depth": "abc",  # not a number: the control's default
+            "ensemble.n": "abc",  # a range input would take its midpoint: the default instead
+            "bypass.layers": "3.5",  # rounded to the control's step
+            "types.depth": "-1",  # below the range: its minimum
+            "bypass.skips": "maybe",  # not a checkbox value: the default
+            "bypass.activation": "swish",  # not an option: the default
+        }
+        s.page.goto(live_server.url + "/?" + urlencode(bad))
+        s.page.wait_for_function(ALL_DRAWN)
+        expected = {}
+        for key in bad:
+            widget, name = key.split(".")
+            control = f"#w-{widget} [name={name}]"
+            expected[key] = s.page.eval_on_selector(
+                control,
+                "e => e.type === 'checkbox' ? String(e.defaultChecked) : e.tagName === 'SELECT'"
+                " ? [...e.options].find(o => o.defaultSelected).value : e.defaultValue",
+            )
+        expected["bypass.layers"] = "4"
+        expected["types.depth"] = s.page.get_attribute("#w-types [name=depth]", "min")
+        assert expected["gradflow.depth"] == "56" and expected["ensemble.n"] == "12"
+        for key, value in expected.items():
+            widget, name = key.split(".")
+            shown = s.page.eval_on_selector(
+                f"#w-{widget} [name={name}]", "e => e.type === 'checkbox' ? String(e.checked) : e.value"
+            )
+            assert shown == value, key
+            assert url_params(s.page)[key] == value, key  # the corrected value is written back
+            assert s.page.get_attribute(f"#w-{widget}", "data-state") == "ready", key
+        assert readout(s.page, "bypass")["shortest path"] == "0 layers"
+        assert readout(s.page, "ensemble")["paths"] == "4,096"
+        assert len(s.page.eval_on_selector("#w-gradflow [data-role=chart]", "d => d.data[0].y")) == 56
+        # Far above the range: the maximum, written back.
+        s.page.goto(live_server.url + "/?ensemble.n=999999&bypass.layers=-5")
+        s.page.wait_for_function(ALL_DRAWN)
+        assert url_params(s.page)["ensemble.n"] == s.page.get_attribute("#w-ensemble [name=n]", "max")
+        assert url_params(s.page)["bypass.layers"] == s.page.get_attribute("#w-bypass [name=layers]", "min")
+        assert s.page.get_attribute("#w-ensemble", "data-state") == "ready"
+        assert s.outside_requests == []
+    finally:
+        context.close()
+
+
+def test_a_widget_whose_first_answer_fails_shows_the_reason_and_no_figures(chromium, live_server):
+    context, s = open_session(chromium, live_server.url, viewport={"width": 1280, "height": 900})
+    try:
+        s.page.set_default_timeout(60_000)
+        s.page.route(
+            "**/api/bypass?*",
+            lambda route: route.fulfill(
+                status=503, content_type="application/json", body='{"detail": "the compute workers are gone"}'
+            ),
+        )
+        s.page.goto(live_server.url + "/")
+        s.page.wait_for_function(ALL_DRAWN)
+        assert s.page.get_attribute("#w-bypass", "data-state") == "error"
+        message = s.page.inner_text("#w-bypass .status")
+        assert "503" in message and "compute workers are gone" in message
+        assert s.page.locator("#w-bypass .status").is_visible()
+        assert "previous settings" not in message  # there are none: the message must not promise figures
+        hidden = s.page.eval_on_selector(
+            "#w-bypass", "w => [...w.querySelectorAll('.readout, .diagram')].every(e => e.getClientRects().length === 0)"
+        )
+        assert hidden  # no empty boxes beside the message
+        assert figures_visible(s.page, "anatomy")
         assert s.outside_requests == []
     finally:
         context.close()
@@ -274,3 +366,62 @@ def test_a_busy_server_is_asked_again_after_its_retry_after(chromium):
     finally:
         context.close()
         stop_server(live)
+
+
+# Counts, per API path, the requests in flight and the most there ever were at once (installed before the page runs).
+COUNT_FETCHES = """
+window.__flight = {};
+const realFetch = window.fetch;
+window.fetch = async (url, options) => {
+  const path = new URL(String(url), location.href).pathname;
+  const f = (window.__flight[path] ??= { now: 0, max: 0, sent: [] });
+  f.now += 1;
+  f.max = Math.max(f.max, f.now);
+  f.sent.push(String(url));
+  try { return await realFetch(url, options); } finally { f.now -= 1; }
+};
+"""
+
+
+def test_sliders_update_while_dragged_with_one_request_in_flight(chromium, live_server):
+    context, s = open_session(chromium, live_server.url, viewport={"width": 1280, "height": 900})
+    try:
+        page = s.page
+        page.set_default_timeout(60_000)
+        page.add_init_script(COUNT_FETCHES)
+        page.goto(live_server.url + "/?bypass.layers=1")
+        page.wait_for_function(ALL_DRAWN)
+        slider = page.locator("#w-bypass [name=layers]")
+        slider.scroll_into_view_if_needed()
+        box = slider.bounding_box()
+        before = renders(page, "bypass")
+        y = box["y"] + box["height"] / 2
+        page.mouse.move(box["x"] + 2, y)
+        page.mouse.down()
+        # Drag to the right end in small steps, the button held all the while (no `change` yet).
+        for i in range(1, 41):
+            page.mouse.move(box["x"] + 2 + (box["width"] - 4) * i / 40, y)
+        page.wait_for_function(
+            f"Number(document.querySelector('#w-bypass').dataset.renders) > {before}", timeout=20_000
+        )
+        assert page.get_attribute("#w-bypass", "data-renders") != str(before)  # redrawn before the release
+        page.wait_for_function(
+            "document.querySelector('#w-bypass').dataset.state === 'ready'"
+            " && window.__flight['/api/bypass'].now === 0"
+        )
+        page.mouse.up()
+        page.wait_for_function(
+            "document.querySelector('#w-bypass').dataset.state === 'ready' && window.__flight['/api/bypass'].now === 0"
+        )
+        flight = page.evaluate("window.__flight['/api/bypass']")
+        assert flight["max"] == 1  # never two requests of one widget at once
+        top = page.get_attribute("#w-bypass [name=layers]", "max")
+        assert page.input_value("#w-bypass [name=layers]") == top
+        # The figures end at the latest settings, and the request for them was the last one sent.
+        assert readout(page, "bypass")["shortest path"] == "0 layers"
+        assert page.locator("#w-bypass svg rect").count() == int(top)
+        assert f"layers={top}&" in flight["sent"][-1]
+        assert len(flight["sent"]) < 40  # settings passed over while a request was in flight were never sent
+        assert s.outside_requests == []
+    finally:
+        context.close()

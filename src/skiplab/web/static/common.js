@@ -1,5 +1,15 @@
 // What every widget shares: settings kept in the URL, one request at a time with a busy state,
 // readable server errors, and plotly drawing with the article's look. Widgets only draw JSON.
+//
+// The rule for what a widget shows: either figures for exactly the settings its controls show, or a message
+// saying why there are none — never stale figures beside new settings, never an empty box without a word.
+// - A setting in the URL that a control cannot take is corrected before anything is asked: a value that is
+//   not a number (or not one of a select's options) falls back to the control's default, a number outside
+//   the control's range is clamped to it and rounded to its step; the corrected value is written back.
+// - A change the server refuses (a 422, a budget, an outage) is reported in words, and the controls and the
+//   URL go back to the settings of the figures still shown, so the figures stay current.
+// - When there are no figures to go back to (the first request failed), the figures are hidden and only
+//   the message shows.
 
 const params = () => new URLSearchParams(window.location.search);
 
@@ -11,11 +21,41 @@ function valueOf(input) {
   return input.type === "checkbox" ? String(input.checked) : input.value;
 }
 
+// The value the page was written with (the HTML's value / checked / selected), which `form.reset()` restores.
+function defaultOf(input) {
+  if (input.type === "checkbox") return String(input.defaultChecked);
+  if (input.tagName === "SELECT") {
+    const chosen = [...input.options].find((o) => o.defaultSelected) ?? input.options[0];
+    return chosen ? chosen.value : "";
+  }
+  return input.defaultValue;
+}
+
+// The nearest value `input` can take to `raw` (a string from the URL), as the string to put in the control.
+export function validValue(input, raw) {
+  if (input.type === "checkbox") return raw === "true" || raw === "false" ? raw : defaultOf(input);
+  if (input.tagName === "SELECT") return [...input.options].some((o) => o.value === raw) ? raw : defaultOf(input);
+  if (input.type !== "range" && input.type !== "number") return raw;
+  const text = String(raw).trim();
+  const v = text === "" ? NaN : Number(text);
+  if (!Number.isFinite(v)) return defaultOf(input);
+  const min = input.min === "" ? -Infinity : Number(input.min);
+  const max = input.max === "" ? Infinity : Number(input.max);
+  const step = input.step === "" || input.step === "any" ? (input.step === "any" ? 0 : 1) : Number(input.step);
+  let x = Math.min(max, Math.max(min, v));
+  if (step > 0) {
+    const base = Number.isFinite(min) ? min : 0;
+    x = base + Math.round((x - base) / step) * step;
+    if (x > max) x -= step;
+    const decimals = (String(step).split(".")[1] ?? "").length;
+    x = Number(x.toFixed(decimals));
+  }
+  return String(x);
+}
+
 function setValue(input, value) {
   if (input.type === "checkbox") input.checked = value === "true";
-  else if (input.tagName === "SELECT") {
-    if ([...input.options].some((o) => o.value === value)) input.value = value;
-  } else input.value = value;
+  else input.value = value;
 }
 
 function showOutput(input) {
@@ -23,14 +63,16 @@ function showOutput(input) {
   if (out) out.textContent = input.value;
 }
 
-// Read this widget's settings from the URL (keys "<widget>.<name>") into its form.
+// Read this widget's settings from the URL (keys "<widget>.<name>") into its form, corrected to what each
+// control can take (see the rule above); the corrected settings are written back to the URL.
 export function restoreSettings(name, form) {
   const p = params();
   for (const input of controls(form)) {
     const v = p.get(`${name}.${input.name}`);
-    if (v !== null) setValue(input, v);
+    if (v !== null) setValue(input, validValue(input, v));
     showOutput(input);
   }
+  if (controls(form).some((i) => p.has(`${name}.${i.name}`))) saveSettings(name, form);
 }
 
 // Write the form's settings into the URL without a reload, so the view can be shared.
@@ -42,6 +84,16 @@ export function saveSettings(name, form) {
 
 export function settingsOf(form) {
   return Object.fromEntries(controls(form).filter((i) => i.type !== "button").map((i) => [i.name, valueOf(i)]));
+}
+
+// Put `settings` (as from settingsOf) back into the form's controls.
+function applySettings(form, settings) {
+  for (const input of controls(form)) {
+    if (input.name in settings) {
+      setValue(input, settings[input.name]);
+      showOutput(input);
+    }
+  }
 }
 
 const BUSY_RETRIES = 30; // a 429 is retried after its Retry-After this many times before it is shown
@@ -94,11 +146,15 @@ export function setBusy(el, busy) {
   if (busy) el.dataset.state = "busy";
 }
 
-export function showError(el, message) {
+// Say in the widget's status line why it cannot show what was asked. `figures` tells what is shown instead:
+// "kept" (the figures on the page are still current: the controls went back to their settings) or "none"
+// (nothing to show: the figures are hidden).
+export function showError(el, message, { figures = "kept", detail = "" } = {}) {
   el.dataset.state = "error";
+  el.dataset.figures = figures;
   el.setAttribute("aria-busy", "false");
   const status = el.querySelector(".status");
-  status.textContent = `Could not compute this view: ${message} (the faded figures are for the previous settings)`;
+  status.textContent = `Could not compute this view: ${message}${detail ? ` ${detail}` : ""}`;
   status.classList.add("error");
   el.dispatchEvent(new Event("numbers"));
 }
@@ -107,6 +163,7 @@ export function clearError(el) {
   const status = el.querySelector(".status");
   status.textContent = "";
   status.classList.remove("error");
+  el.dataset.figures = "shown";
 }
 
 export function markReady(el) {
@@ -116,36 +173,87 @@ export function markReady(el) {
   el.setAttribute("aria-busy", "false");
 }
 
+const same = (a, b) => a !== null && b !== null && JSON.stringify(a) === JSON.stringify(b);
+
 // Bind a widget: its form drives GET <endpoint>?settings, `render(el, json, settings)` draws the answer.
-// Only the latest request counts: an older one still in flight is aborted.
+// At most one request is in flight per widget. While a slider is dragged (`input` events) the request in
+// flight is let finish and drawn, and the latest settings are sent when it returns (settings passed over in
+// between are never sent); any other change (`change`, a select, a release) aborts a request for other
+// settings and sends at once. A refused change puts the controls back (see the rule at the top).
 export function bindWidget(el, render, { endpoint = el.dataset.endpoint, form = el.querySelector("form") } = {}) {
   const name = el.dataset.widget;
-  let inflight = null;
+  let inflight = null; // {controller, settings} of the request in flight
+  let queued = false; // newer settings wait for the request in flight to return
+  let shown = null; // the settings the figures on the page are for
   restoreSettings(name, form);
 
-  async function update() {
+  async function send() {
+    queued = false;
     saveSettings(name, form);
     const settings = settingsOf(form);
-    inflight?.abort();
     const controller = new AbortController();
-    inflight = controller;
+    const mine = { controller, settings };
+    inflight = mine;
     setBusy(el, true);
     try {
       const data = await fetchJSON(`${endpoint}?${new URLSearchParams(settings)}`, { signal: controller.signal });
-      if (controller !== inflight) return;
+      if (mine !== inflight) return;
       clearError(el);
       const drawing = render(el, data, settings); // numbers and diagrams now, charts when plotly is there
+      shown = settings;
       numbersShown(el);
       await drawing;
-      if (controller !== inflight) return;
+      if (mine !== inflight) return;
       markReady(el);
     } catch (e) {
-      if (e.name === "AbortError" || controller !== inflight) return;
-      showError(el, e.message);
+      if (e.name === "AbortError" || mine !== inflight) return;
+      if (queued) return; // newer settings are waiting: ask for them instead of reporting these
+      refused(settings, e.message);
+    } finally {
+      if (mine === inflight) {
+        inflight = null;
+        if (queued) send();
+      }
     }
   }
 
-  form.addEventListener("input", (e) => showOutput(e.target));
+  function refused(settings, message) {
+    const changed = Object.keys(settings).filter((k) => !shown || settings[k] !== shown[k]);
+    const asked = changed.map((k) => `${k} = ${settings[k]}`).join(", ");
+    if (shown) {
+      applySettings(form, shown);
+      saveSettings(name, form);
+      showError(el, message, { figures: "kept", detail: `— ${asked ? `${asked} was not shown; ` : ""}the controls are back at the settings of the figures below.` });
+    } else {
+      showError(el, message, { figures: "none" });
+    }
+  }
+
+  // Send now, aborting a request for other settings; nothing if the one in flight already asks for these.
+  function update() {
+    const settings = settingsOf(form);
+    if (inflight ? same(inflight.settings, settings) : same(shown, settings) && el.dataset.state === "ready") {
+      queued = false; // already asked for, or already shown (a slider released where its drag was drawn)
+      return undefined;
+    }
+    inflight?.controller.abort();
+    inflight = null;
+    return send();
+  }
+
+  // While dragging: at most one request in flight; the latest settings go out when it returns.
+  function follow() {
+    if (inflight) {
+      queued = !same(inflight.settings, settingsOf(form));
+      return;
+    }
+    send();
+  }
+
+  form.addEventListener("input", (e) => {
+    showOutput(e.target);
+    if (e.target.type === "range") follow();
+  });
   form.addEventListener("change", update);
   form.addEventListener("submit", (e) => {
     e.preventDefault();
