@@ -322,7 +322,8 @@ def test_a_widget_whose_first_answer_fails_shows_the_reason_and_no_figures(chrom
         assert s.page.locator("#w-bypass .status").is_visible()
         assert "previous settings" not in message  # there are none: the message must not promise figures
         hidden = s.page.eval_on_selector(
-            "#w-bypass", "w => [...w.querySelectorAll('.readout, .diagram')].every(e => e.getClientRects().length === 0)"
+            "#w-bypass",
+            "w => [...w.querySelectorAll('.readout, .diagram')].every(e => e.getClientRects().length === 0)",
         )
         assert hidden  # no empty boxes beside the message
         assert figures_visible(s.page, "anatomy")
@@ -406,8 +407,7 @@ def test_sliders_update_while_dragged_with_one_request_in_flight(chromium, live_
         )
         assert page.get_attribute("#w-bypass", "data-renders") != str(before)  # redrawn before the release
         page.wait_for_function(
-            "document.querySelector('#w-bypass').dataset.state === 'ready'"
-            " && window.__flight['/api/bypass'].now === 0"
+            "document.querySelector('#w-bypass').dataset.state === 'ready' && window.__flight['/api/bypass'].now === 0"
         )
         page.mouse.up()
         page.wait_for_function(
