@@ -18,15 +18,12 @@ import random
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import httpx
-
-from tests.web.conftest import free_port
+from bench.load import served
 
 SECONDS = 60
 BASELINE_SECONDS = 20
@@ -133,38 +130,25 @@ def _tree_pss_mb(pid: int) -> float:
 def run() -> dict:
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed: apt-get install wrk (make bench does)")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "skiplab", "serve", "--port", str(port)])
-    rss: list[float] = []
+    pss: list[float] = []
     stop = threading.Event()
+    with served() as (url, server):
 
-    def sample() -> None:
-        while not stop.wait(1.0):
-            rss.append(_tree_pss_mb(server.pid))
+        def sample() -> None:
+            while not stop.wait(1.0):
+                pss.append(_tree_pss_mb(server.pid))
 
-    try:
-        deadline = time.monotonic() + 120
-        while True:  # until it answers and has computed its default views
-            try:
-                if httpx.get(f"{url}/api/bypass", timeout=30).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise RuntimeError("skiplab serve did not start")
-            time.sleep(0.5)
         threading.Thread(target=sample, daemon=True).start()
-        with tempfile.TemporaryDirectory() as tmp:
-            baseline = _parse(_wrk(url, LIGHT, BASELINE_SECONDS, Path(tmp), "baseline").communicate()[0])
-            light, heavy = _wrk(url, LIGHT, SECONDS, Path(tmp), "light"), _wrk(url, HEAVY, SECONDS, Path(tmp), "heavy")
-            time.sleep(5)  # let the heavy side fill the queue
-            refusals = _refusal_probe(url, REFUSAL_PROBES)
-            light_out, heavy_out = _parse(light.communicate()[0]), _parse(heavy.communicate()[0])
-    finally:
-        stop.set()
-        server.terminate()
-        server.wait(30)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                baseline = _parse(_wrk(url, LIGHT, BASELINE_SECONDS, Path(tmp), "baseline").communicate()[0])
+                light = _wrk(url, LIGHT, SECONDS, Path(tmp), "light")
+                heavy = _wrk(url, HEAVY, SECONDS, Path(tmp), "heavy")
+                time.sleep(5)  # let the heavy side fill the queue
+                refusals = _refusal_probe(url, REFUSAL_PROBES)
+                light_out, heavy_out = _parse(light.communicate()[0]), _parse(heavy.communicate()[0])
+        finally:
+            stop.set()
     statuses = {**light_out["statuses"]}
     for k, v in heavy_out["statuses"].items():
         statuses[k] = statuses.get(k, 0) + v
@@ -179,6 +163,6 @@ def run() -> dict:
         "light_p99_vs_light_only": round(light_out["p99_ms"] / max(baseline["p99_ms"], 1e-9), 2),
         "refusals_probed": refusals,
         "heavy_computed_share": round(heavy_out["statuses"].get("200", 0) / max(heavy_out["requests"], 1), 4),
-        "pss_mb_max": round(max(rss), 1) if rss else None,
-        "pss_mb_last": round(rss[-1], 1) if rss else None,
+        "pss_mb_max": round(max(pss), 1) if pss else None,
+        "pss_mb_last": round(pss[-1], 1) if pss else None,
     }

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import httpx
+
+from tests.web.conftest import free_port
 
 LIGHT = ("/", "/api/results/degradation", "/api/results/lesion", "/openapi.json")
 
@@ -118,3 +124,33 @@ def run_load(
         missing_retry_after=sum(s.status == 429 and not s.retry_after for s in samples),
         samples=samples,
     )
+
+
+@contextmanager
+def served(ready_path: str = "/api/bypass", start_s: float = 120) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`skiplab serve` in its own process on a free port, as a user runs it: yields (url, process) once it answers.
+
+    It answers `ready_path` only after its warm-up has reached that view; it is stopped on leaving.
+    """
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "skiplab", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + start_s
+        while True:
+            try:
+                if httpx.get(url + ready_path, timeout=30).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError("skiplab serve did not start")
+            time.sleep(0.5)
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait(30)
