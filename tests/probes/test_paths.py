@@ -93,3 +93,89 @@ def test_the_all_branch_path_equals_autograd_in_float64(skip, preact, monkeypatc
     # Chunks of one path at a time give the same numbers as all paths at once.
     monkeypatch.setattr(paths, "PATH_CHUNK_ELEMENTS", 1)
     assert gradient_by_path_length(model, x, y, samples=3) == r
+
+
+class DeclaredBlock(torch.nn.Module):
+    """A user's block that declares its form: y = post(residual(x) + shortcut(x))."""
+
+    def __init__(self, width: int, post: bool = False) -> None:
+        super().__init__()
+        linear = torch.nn.Linear
+        self.residual = torch.nn.Sequential(linear(width, width), torch.nn.Tanh(), linear(width, width))
+        self.shortcut = torch.nn.Identity()
+        if post:
+            self.post = torch.nn.Tanh()
+
+    def forward(self, x):
+        out = self.residual(x) + self.shortcut(x)
+        return self.post(out) if hasattr(self, "post") else out
+
+
+class UserNet(torch.nn.Module):
+    """Not a SkipNet: keyword inputs, a dict out, and a layer between two blocks that every path crosses."""
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.embed = torch.nn.Linear(5, width)
+        self.first = torch.nn.ModuleList([DeclaredBlock(width), DeclaredBlock(width, post=True)])
+        self.between = torch.nn.Linear(width, width)
+        self.second = DeclaredBlock(width)
+        self.head = torch.nn.Linear(width, 3)
+
+    def forward(self, features, scale):
+        h = self.embed(features) * scale
+        for block in self.first:
+            h = block(h)
+        h = self.second(self.between(h))
+        return {"logits": self.head(h)}
+
+
+def test_gradient_by_path_length_on_a_users_own_model_matches_autograd():
+    from skiplab.probes.paths import residual_blocks
+
+    torch.manual_seed(0)
+    net = UserNet().double()
+    x = {"features": torch.randn(6, 5, dtype=torch.float64), "scale": 1.5}
+    y = torch.randint(0, 3, (6,))
+    assert [name for name, _ in residual_blocks(net)] == ["first.0", "first.1", "second"]
+    result = gradient_by_path_length(net, x, y, samples=3)
+    assert result.blocks == 3 and result.lengths[1].paths == 3
+
+    # Independently: the full forward's activations, then vector-Jacobian products by hand.
+    h0 = net.embed(x["features"]) * x["scale"]
+    h1 = net.first[0](h0)
+    pre1 = net.first[1].residual(h1) + h1
+    h2 = torch.tanh(pre1)
+    b = net.between(h2)
+    h3 = net.second(b)
+    top = torch.autograd.grad(torch.nn.functional.cross_entropy(net.head(h3), y), h3)[0]
+
+    def vjp(fn, at, grad):
+        at = at.detach().requires_grad_()
+        return torch.autograd.grad(fn(at), at, grad)[0]
+
+    def back(through_branch: tuple[bool, bool, bool]) -> float:
+        g = top
+        g = vjp(net.second.residual, b, g) if through_branch[2] else g
+        g = vjp(net.between, h2, g)
+        g = vjp(torch.tanh, pre1, g)
+        g = vjp(net.first[1].residual, h1, g) if through_branch[1] else g
+        g = vjp(net.first[0].residual, h0, g) if through_branch[0] else g
+        return float(g.norm())
+
+    assert result.lengths[0].per_path == pytest.approx(back((False, False, False)), rel=1e-9)
+    assert result.lengths[3].per_path == pytest.approx(back((True, True, True)), rel=1e-9)
+
+
+def test_path_lengths_refuse_blocks_that_do_not_compute_their_declared_form():
+
+    class Hidden(DeclaredBlock):
+        def forward(self, x):  # a ReLU after the sum that the block does not declare as `post`
+            return torch.relu(self.residual(x) + self.shortcut(x))
+
+    net = torch.nn.Sequential(Hidden(4), Hidden(4), torch.nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="block 0 does not compute post"):
+        gradient_by_path_length(net, torch.randn(8, 4), torch.randint(0, 2, (8,)))
+    with pytest.raises(ValueError, match="no residual blocks found"):
+        plain = torch.nn.Sequential(torch.nn.Linear(4, 2))
+        gradient_by_path_length(plain, torch.randn(8, 4), torch.randint(0, 2, (8,)))

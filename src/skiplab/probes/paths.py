@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 
-from skiplab.nn.blocks import ResidualBlock
 from skiplab.nn.models import SkipNet
 from skiplab.nn.shortcuts import NoShortcut
 from skiplab.nn.stacks import StackConfig
-from skiplab.probes.common import check_int, seeded_stack
+from skiplab.probes.common import Inputs, call_model, check_inputs, check_int, output_tensor, seeded_stack
+from skiplab.probes.gradflow import LossChoice, compute_loss, first_tensor_argument
 from skiplab.probes.results import Tabular
 
 
@@ -86,28 +87,22 @@ class PathGradients(Tabular):
         return asdict(self)
 
 
-def _residual_blocks(model: SkipNet) -> list[ResidualBlock]:
-    blocks = [b for _, b in model.named_blocks()]
-    bad = [type(b).__name__ for b in blocks if not isinstance(b, ResidualBlock) or isinstance(b.shortcut, NoShortcut)]
-    if bad:
-        raise ValueError(f"model: every block must be a residual block with a shortcut; found {', '.join(set(bad))}")
-    return blocks
-
-
 def gradient_by_path_length(
-    model: SkipNet | None = None,
-    x: torch.Tensor | None = None,
+    model: nn.Module | None = None,
+    x: Inputs | None = None,
     y: torch.Tensor | None = None,
     *,
     blocks: int = 10,
     samples: int = 4,
     seed: int = 0,
+    loss: LossChoice = "auto",
 ) -> PathGradients:
     """Gradient magnitude carried by paths of each length, measured as Veit et al. 2016 did.
 
-    model: a `SkipNet` of residual blocks (None: a fresh pre-activation
-    residual MLP of `blocks` blocks, width 64, on a synthetic batch of 64);
-    x, y: its batch (needed with a model). samples: paths sampled per length
+    model: any module whose blocks declare the residual form (`residual_blocks`;
+    None: a fresh pre-activation residual MLP of `blocks` blocks, width 64, on
+    a synthetic batch of 64); x: its input (a tensor, tuple or dict), y: its
+    targets, loss: a name or a callable, as for `gradient_flow`. samples: paths sampled per length
     (1..1000). All sampled paths go back through the network together, as
     batched vector-Jacobian products in chunks of bounded memory, each path
     through its branch or its shortcut only: 1,000 paths (samples=18) of the
@@ -125,21 +120,58 @@ def gradient_by_path_length(
         y = torch.randint(0, cfg.num_classes, (64,), generator=g)
         with seeded_stack(cfg, seed) as fresh:
             return _path_gradients(fresh, x, y, samples, seed)
-    if x is None or y is None:
-        raise ValueError("x and y are required when a model is given")
-    return _path_gradients(model, x, y, samples, seed)
+    if x is None or (y is None and not callable(loss)):
+        raise ValueError("x and y are required when a model is given (y may be None with a callable loss)")
+    return _path_gradients(model, x, y, samples, seed, loss)
 
 
-def _path_gradients(model: SkipNet, x: torch.Tensor, y: torch.Tensor, samples: int, seed: int) -> PathGradients:
-    if not isinstance(model, SkipNet):
-        raise ValueError(f"model must be a SkipNet (with named_blocks); got {type(model).__name__}")
-    chain = _residual_blocks(model)
+def residual_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The blocks of `model` that declare the form y = post(F(x) + shortcut(x)), in registration order.
+
+    A block declares it with a `residual` module (F) and a `shortcut` module
+    (an `nn.Identity` for an identity shortcut), and optionally `post` (what
+    follows the addition; the identity if absent): the zoo's `ResidualBlock`,
+    or any user block built the same way. A SkipNet's blocks are its
+    `named_blocks()`; elsewhere the outermost modules that declare the form.
+    The probe checks that each block's own output equals that form.
+    """
+    if isinstance(model, SkipNet):
+        found = model.named_blocks()
+    else:
+        found = []
+        for name, m in model.named_modules():
+            declares = isinstance(getattr(m, "residual", None), nn.Module) and isinstance(
+                getattr(m, "shortcut", None), nn.Module
+            )
+            if declares and not any(name.startswith(f"{outer}.") for outer, _ in found):
+                found.append((name, m))
+    if not found:
+        raise ValueError(
+            f"model: no residual blocks found in {type(model).__name__}; a block declares its form with "
+            "`residual` and `shortcut` submodules (and optionally `post`), as skiplab.nn.ResidualBlock does"
+        )
+    bad = [name or type(b).__name__ for name, b in found if not _declares(b) or isinstance(b.shortcut, NoShortcut)]
+    if bad:
+        raise ValueError(f"model: every block must be a residual block with a shortcut; not {', '.join(bad)}")
+    return found
+
+
+def _declares(block: nn.Module) -> bool:
+    return isinstance(getattr(block, "residual", None), nn.Module) and isinstance(
+        getattr(block, "shortcut", None), nn.Module
+    )
+
+
+def _path_gradients(
+    model: nn.Module, x: Inputs, y: torch.Tensor | None, samples: int, seed: int, loss: LossChoice = "auto"
+) -> PathGradients:
+    chain = residual_blocks(model)
     n = len(chain)
     # A forward in training mode moves BatchNorm's running statistics: put every buffer back.
     buffers = list(model.buffers())
     saved = [b.clone() for b in buffers]
     try:
-        per_length = _sample_paths(model, chain, x, y, samples, seed)
+        per_length = _sample_paths(model, chain, check_inputs(x), y, samples, seed, loss)
     finally:
         with torch.no_grad():
             for b, s in zip(buffers, saved):
@@ -156,24 +188,85 @@ def _path_gradients(model: SkipNet, x: torch.Tensor, y: torch.Tensor, samples: i
 PATH_CHUNK_ELEMENTS = 2**24  # gradient elements carried at once (64 MiB of float32): paths go through in chunks
 
 
+@dataclass
+class _Piece:
+    """One block of the unrolled forward, each part a separate end of the graph.
+
+    `link` is the block's input as the network computed it from the previous block's output `prev`
+    (through whatever lies between blocks); `inp` a leaf copy of it that the block's branches start from.
+    """
+
+    name: str
+    link: torch.Tensor
+    prev: torch.Tensor | None
+    inp: torch.Tensor
+    f: torch.Tensor
+    s: torch.Tensor
+    pre: torch.Tensor
+    out: torch.Tensor
+    leaf: torch.Tensor
+
+
+def _unrolled_forward(model: nn.Module, chain: list[tuple[str, nn.Module]], x: Inputs) -> tuple[Any, list[_Piece]]:
+    """The model's forward with every block cut into F(x), shortcut(x) and what follows their sum.
+
+    Hooks on each block swap its input for a leaf copy and its output for a leaf copy of
+    post(F(x) + shortcut(x)), after checking that this equals what the block computed itself.
+    """
+    pieces: list[_Piece] = []
+    names = {id(b): name for name, b in chain}
+
+    def before(block, args, kwargs):
+        where = first_tensor_argument(args, kwargs)
+        link = args[where] if isinstance(where, int) else kwargs[where]
+        inp = link.detach().requires_grad_()
+        pieces.append(_Piece(names[id(block)], link, pieces[-1].leaf if pieces else None, inp, *[inp] * 5))
+        if isinstance(where, int):
+            return (*args[:where], inp, *args[where + 1 :]), kwargs
+        return args, {**kwargs, where: inp}
+
+    def after(block, args, kwargs, output):
+        piece = pieces[-1]
+        piece.f, piece.s = block.residual(piece.inp), block.shortcut(piece.inp)
+        piece.pre = (piece.f + piece.s).detach().requires_grad_()
+        post = getattr(block, "post", None)
+        piece.out = post(piece.pre) if post is not None else piece.pre
+        if not isinstance(output, torch.Tensor) or not torch.allclose(output, piece.out, rtol=1e-4, atol=1e-6):
+            raise ValueError(
+                f"model: block {piece.name or type(block).__name__} does not compute post(residual(x) + shortcut(x)) "
+                "(in train mode, dropout and the like differ from call to call: probe it in eval mode)"
+            )
+        piece.leaf = piece.out.detach().requires_grad_()
+        return piece.leaf
+
+    handles = []
+    for _, block in chain:
+        handles.append(block.register_forward_pre_hook(before, with_kwargs=True))
+        handles.append(block.register_forward_hook(after, with_kwargs=True))
+    try:
+        out = call_model(model, x)
+    finally:
+        for h in handles:
+            h.remove()
+    if [p.name for p in pieces] != [name for name, _ in chain]:
+        raise ValueError("model: every residual block must run exactly once per forward, one after another")
+    return out, pieces
+
+
 def _sample_paths(
-    model: SkipNet, chain: list[ResidualBlock], x: torch.Tensor, y: torch.Tensor, samples: int, seed: int
+    model: nn.Module,
+    chain: list[tuple[str, nn.Module]],
+    x: Inputs,
+    y: torch.Tensor | None,
+    samples: int,
+    seed: int,
+    loss: LossChoice,
 ) -> list[float]:
     """Mean input-gradient norm of `samples` random paths of every length 0..n (as lists by length)."""
     with torch.enable_grad():
         # 1. One forward through the whole network, keeping each block's pieces as separate graph ends.
-        h = model.forward_stem(x).detach()
-        pieces = []  # per block: (input leaf, F(x), shortcut(x), pre-activation sum, block output)
-        for block in chain:
-            inp = h.requires_grad_()
-            f, s = block.residual(inp), block.shortcut(inp)
-            pre = (f + s).detach().requires_grad_()
-            out = block.post(pre)
-            pieces.append((inp, f, s, pre, out))
-            h = out.detach()
-        h.requires_grad_()
-        loss = F.cross_entropy(model.forward_head(h), y)
-        top = torch.autograd.grad(loss, h)[0]
+        out, pieces = _unrolled_forward(model, chain, x)
+        top = torch.autograd.grad(compute_loss(output_tensor(out), y, loss), pieces[-1].leaf)[0]
         # 2. The sampled paths: which blocks' branches each one passes through.
         n = len(chain)
         g = torch.Generator().manual_seed(seed)
@@ -191,24 +284,26 @@ def _sample_paths(
     return norms.view(n + 1, samples).mean(1).tolist()
 
 
-def _path_norms(pieces: list, top: torch.Tensor, on_path: torch.Tensor) -> torch.Tensor:
-    """|dL/dx| along each path (a row of `on_path`: True where it passes a block's branch), top to bottom."""
+def _path_norms(pieces: list[_Piece], top: torch.Tensor, on_path: torch.Tensor) -> torch.Tensor:
+    """|dL/dx| at the first block's input along each path (a row of `on_path`: True where it takes a branch)."""
     grad = top.expand(on_path.shape[0], *top.shape)
     for i in reversed(range(len(pieces))):
-        inp, f, s, pre, out = pieces[i]
-        if out is not pre:
-            grad = torch.autograd.grad(out, pre, grad, retain_graph=True, is_grads_batched=True)[0]
+        p = pieces[i]
+        if p.out is not p.pre:
+            grad = torch.autograd.grad(p.out, p.pre, grad, retain_graph=True, is_grads_batched=True)[0]
         branch = on_path[:, i]
         if bool(branch.all()):
-            grad = _through(f, inp, grad)
+            grad = _through(p.f, p.inp, grad)
         elif not bool(branch.any()):
-            grad = _through(s, inp, grad)
+            grad = _through(p.s, p.inp, grad)
         else:
-            new = grad.clone() if s is inp else grad.new_empty((grad.shape[0], *inp.shape))
-            new[branch] = _through(f, inp, grad[branch])
-            if s is not inp:
-                new[~branch] = _through(s, inp, grad[~branch])
+            new = grad.clone() if p.s is p.inp else grad.new_empty((grad.shape[0], *p.inp.shape))
+            new[branch] = _through(p.f, p.inp, grad[branch])
+            if p.s is not p.inp:
+                new[~branch] = _through(p.s, p.inp, grad[~branch])
             grad = new
+        if i > 0 and p.link is not p.prev:  # what lies between two blocks is on every path
+            grad = _through(p.link, p.prev, grad)
     return grad.flatten(1).norm(dim=1)
 
 
