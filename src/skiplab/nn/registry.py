@@ -15,6 +15,7 @@ from functools import partial
 from torch import nn
 
 from skiplab.nn.blocks import Bottleneck, SEBasicBlock, SEBottleneck
+from skiplab.nn.conv1d import plain1d, resnet1d
 from skiplab.nn.models import (
     IMAGENET_LAYERS,
     DenseNet,
@@ -123,6 +124,7 @@ def _stack(cfg: StackConfig, num_classes: int | None = None, in_features: int | 
 
 CIFAR = (3, 32, 32)
 DIGITS = (1, 8, 8)
+MNIST1D = (1, 40)
 
 for d in (20, 32, 44, 56, 110, 1202):
     register(
@@ -244,5 +246,30 @@ for skip, tag in (("identity", "res"), ("none", "plain")):
                 10,
                 f"{'residual' if tag == 'res' else 'plain'} BN conv stack, {d} layers of 16 channels, on digits",
                 partial(_stack, StackConfig(depth=d, width=16, skip=skip, in_shape=DIGITS)),
+            )
+        )
+for d in (20, 56):
+    for width in (16, 32):
+        suffix = "" if width == 16 else f"w{width}"
+        register(
+            ModelSpec(
+                f"resnet1d{d}{suffix}",
+                "mnist1d-resnet",
+                d,
+                MNIST1D,
+                10,
+                f"1-D CIFAR ResNet-{d} (kernel-3 convolutions, option A shortcuts, BN), width {width}, on MNIST-1D",
+                partial(resnet1d, d, width),
+            )
+        )
+        register(
+            ModelSpec(
+                f"plain1d{d}{suffix}",
+                "mnist1d-plain",
+                d,
+                MNIST1D,
+                10,
+                f"the plain twin of the 1-D ResNet-{d}, width {width}: same layers, no shortcuts",
+                partial(plain1d, d, width),
             )
         )
