@@ -71,3 +71,20 @@ def test_the_explanation_reads_the_measured_share():
     b = block_anatomy(scale=2.0)
     assert b.residual_share == pytest.approx(b.residual_norm / (b.residual_norm + b.shortcut_norm))
     assert "similar size" in explain(1.0, 1.0, 1.0, 1.4, 0.5) and "dominates" in explain(2.0, 3.0, 1.0, 3.2, 0.75)
+
+
+def test_the_cost_comparison_reads_the_measured_costs():
+    from skiplab.probes.anatomy import BlockCost, compare_costs
+
+    a = block_anatomy("bottleneck", width=16)
+    basic, bottleneck = a.costs
+    text = a.cost_comparison
+    assert f"{bottleneck.params:,} parameters" in text and f"{basic.params:,} and {basic.flops:,}" in text
+    assert bottleneck.flops < 0.5 * basic.flops and "far cheaper" in text and "about as cheap" not in text
+    assert f"{bottleneck.flops / basic.flops:.2g}×" in text
+    # The verdict follows the numbers, not a fixed story.
+    same = compare_costs((BlockCost("basic", 100, 1000), BlockCost("bottleneck", 90, 1100)), 16, 8)
+    assert "about as cheap, 1.1×" in same
+    dear = compare_costs((BlockCost("basic", 100, 1000), BlockCost("bottleneck", 300, 3000)), 16, 8)
+    assert "costlier, 3×" in dear
+    assert "is cheaper" in compare_costs((BlockCost("basic", 1, 1000), BlockCost("bottleneck", 1, 700)), 16, 8)

@@ -139,6 +139,23 @@ def test_summary_of_a_geometric_sequence():
     assert summarize([3.0, 0.0]).to_dict()["first_last_ratio"] is None  # inf is not JSON
 
 
+def test_summary_counts_the_norms_float32_could_not_hold():
+    s = summarize([math.inf, math.nan, 2.0, 1.0, 0.0, 0.0, 0.0])
+    assert (s.overflowed, s.underflowed, s.count) == (2, 3, 7)
+    assert (summarize([1.0, 2.0]).overflowed, summarize([1.0, 2.0]).underflowed) == (0, 0)
+    assert summarize([]).to_dict()["overflowed"] == 0
+
+
+def test_a_deep_plain_relu_stack_overflows_float32_and_the_summary_says_how_often():
+    # ReLU + batch norm, He init: the plain stack's backward signal grows toward the input until float32 gives up.
+    flow = stack_gradient_flow(StackConfig(depth=1000, width=64, skip="none"), batch=64, seed=0)
+    lost = sum(1 for la in flow.layers if not math.isfinite(la.weight_grad_norm))
+    assert lost > 0 and flow.weight_summary.overflowed == lost
+    assert flow.weight_summary.to_dict()["overflowed"] == lost
+    residual = stack_gradient_flow(StackConfig(depth=1000, width=64, skip="identity"), batch=64, seed=0)
+    assert residual.weight_summary.overflowed == 0
+
+
 def test_summary_leaves_out_norms_that_overflowed_or_underflowed():
     # An exploding float32 stack reports inf for its largest norms: the growth rate comes from the finite pairs.
     s = summarize([8.0, 4.0, 2.0, math.inf, 1e-3, 0.0])

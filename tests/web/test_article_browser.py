@@ -41,6 +41,10 @@ def operate(page, widget: str, name: str, value) -> None:
     before = renders(page, widget)
     control = page.locator(f"#w-{widget} [name={name}]")
     kind = control.evaluate("e => e.type")
+    current = control.evaluate("e => e.type === 'checkbox' ? e.checked : e.value")
+    if current == value or (kind != "checkbox" and current == str(value)):
+        assert page.get_attribute(f"#w-{widget}", "data-state") == "ready"
+        return  # already so: a reader's click would change nothing
     if kind == "checkbox":
         control.set_checked(bool(value))
     elif kind.startswith("select"):
@@ -207,6 +211,78 @@ def test_pre_activation_and_dense_memory_pitfalls(page, session):
     shot(session, "dense")
 
 
+def power_of_two(k: int) -> str:
+    """How the article writes 2^k when it is a million or more: its exponent and its size."""
+    mantissa, exponent = f"{2**k:.1e}".split("e")
+    return f"2^{k} ≈ {mantissa}×10^{int(exponent)}"
+
+
+def api(page, url: str) -> dict:
+    return page.evaluate("async url => (await fetch(url)).json()", url)
+
+
+def test_path_counts_read_the_same_way_in_both_widgets(page, session):
+    operate(page, "bypass", "skips", True)
+    operate(page, "bypass", "layers", 40)
+    operate(page, "ensemble", "n", 40)
+    assert readout(page, "bypass")["paths"] == readout(page, "ensemble")["paths"] == power_of_two(40)
+    operate(page, "bypass", "layers", 50)
+    assert readout(page, "bypass")["paths"] == power_of_two(50) == "2^50 ≈ 1.1×10^15"
+    operate(page, "ensemble", "n", 12)
+    assert readout(page, "ensemble")["paths"] == "4,096"  # small counts in full
+    operate(page, "bypass", "skips", False)
+    assert readout(page, "bypass")["paths"] == "1"
+
+
+def test_block_explorer_shows_the_measured_costs_and_claims_only_what_they_say(page, session):
+    operate(page, "anatomy", "form", "basic")
+    data = api(page, "/api/anatomy?form=basic&scale=1")
+    costs = {c["form"]: c for c in data["costs"]}
+    shown = readout(page, "anatomy")
+    for form, c in costs.items():
+        assert number(shown[f"{form} block params"]) == c["params"]
+        assert number(shown[f"{form} block FLOPs / example"]) == c["flops"]
+    sentence = page.inner_text("#w-anatomy [data-role=costs]")
+    assert sentence == data["cost_comparison"]
+    ratio = costs["bottleneck"]["flops"] / costs["basic"]["flops"]
+    assert f"{ratio:.2g}×" in sentence
+    # The measured bottleneck is far cheaper: nothing on the block section may call it "about as cheap".
+    assert ratio < 0.5 and "about as cheap" not in page.inner_text("#block")
+    # The scale slider says which end is which.
+    label = page.locator("#w-anatomy label", has=page.locator("[name=scale]"))
+    ends = label.locator(".end-label").all_inner_texts()
+    assert ends == ["weak", "strong"]
+    slider = page.locator("#w-anatomy [name=scale]").bounding_box()
+    weak, strong = (label.locator(".end-label").nth(i).bounding_box() for i in (0, 1))
+    assert weak["x"] + weak["width"] <= slider["x"] and strong["x"] >= slider["x"] + slider["width"]
+
+
+def test_gradient_highway_says_why_overflowed_layers_have_no_number(chromium, live_server):
+    context, s = open_session(chromium, live_server.url, viewport={"width": 1280, "height": 900})
+    try:
+        s.page.set_default_timeout(120_000)
+        s.page.goto(live_server.url + "/?gradflow.depth=1000")
+        s.page.wait_for_function(ALL_DRAWN)
+        assert s.page.get_attribute("#w-gradflow", "data-state") == "ready"
+        data = api(s.page, "/api/gradflow?depth=1000")
+        plain = data["plain"]
+        missing = sum(1 for la in plain["layers"] if la["weight_grad_norm"] is None)
+        assert missing > 0 and plain["weight_summary"]["overflowed"] == missing  # ReLU + BN, 1000 plain layers
+        assert data["residual"]["weight_summary"]["overflowed"] == 0
+        note = s.page.locator("#w-gradflow [data-role=range]")
+        assert note.is_visible()
+        text = note.inner_text()
+        assert f"{missing} of the plain stack's 1000 layers" in text and "float32" in text and "overflowed" in text
+        assert "residual stack" not in text
+        chart = s.page.eval_on_selector("#w-gradflow [data-role=chart]", "d => d.data[0].y")
+        assert sum(1 for y in chart if y is None) >= missing
+        operate(s.page, "gradflow", "depth", 56)
+        assert not note.is_visible()  # nothing lost at depth 56: nothing to explain
+        assert s.outside_requests == []
+    finally:
+        context.close()
+
+
 def url_params(page) -> dict[str, str]:
     return dict(parse_qsl(urlsplit(page.url).query))
 
@@ -332,21 +408,45 @@ def test_a_widget_whose_first_answer_fails_shows_the_reason_and_no_figures(chrom
         context.close()
 
 
-def test_phone_viewport_stays_usable(chromium, live_server):
+# Labels a reader needs on each diagram: where the signal enters and leaves, and the addition itself.
+KEY_LABELS = {"bypass": ("input", "output"), "anatomy": ("x", "+", "act → y")}
+
+# For each key label: its box, and whether a scroll container that clips it can scroll (and says so).
+LABEL_BOXES = """([w, names]) => [...document.querySelectorAll(`#w-${w} .diagram svg text`)]
+  .filter(t => names.includes(t.textContent))
+  .map(t => { const r = t.getBoundingClientRect(); return [t.textContent, r.left, r.right, r.width]; })"""
+
+
+@pytest.mark.parametrize("width", [360, 390])
+def test_phone_viewport_stays_usable(chromium, live_server, width):
     context, s = open_session(
-        chromium, live_server.url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+        chromium, live_server.url, viewport={"width": width, "height": 844}, is_mobile=True, has_touch=True
     )
     try:
         s.page.set_default_timeout(60_000)
         s.page.goto(live_server.url + "/")
         s.page.wait_for_function(ALL_DRAWN)
+        inner = s.page.evaluate("window.innerWidth")
+        assert inner == width  # a mobile page that is too wide zooms out: its layout viewport grows
         overflow = s.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 1, f"the page scrolls sideways by {overflow}px on a phone"
-        for w in ("gradflow", "anatomy"):
+        assert overflow <= 0, f"the page scrolls sideways by {overflow}px on a {width}px phone"
+        for w in WIDGETS:
             box = s.page.locator(f"#w-{w}").bounding_box()
-            assert box["x"] >= 0 and box["x"] + box["width"] <= 391
-            s.screenshot(f"#w-{w}", f"phone-{w}")
-        s.page.screenshot(path=str(s.screenshot("#w-bypass", "phone-bypass").parent / "phone-top.png"))
+            assert box["x"] >= 0 and box["x"] + box["width"] <= width, w
+        # The diagrams fit: every key label is drawn inside the viewport, at a size that is not zero.
+        for w, names in KEY_LABELS.items():
+            boxes = s.page.evaluate(LABEL_BOXES, [w, list(names)])
+            assert sorted(b[0] for b in boxes) == sorted(names), (w, boxes)
+            for name, left, right, size in boxes:
+                assert left >= 0 and right <= width and size > 0, (w, name, left, right)
+        # A formula too wide for the column scrolls inside its own box, which is narrower than the page.
+        se = s.page.locator("#types .formula-list li", has_text="Squeeze").locator(".wide-math")
+        assert se.evaluate("e => getComputedStyle(e).overflowX") == "auto"
+        assert se.bounding_box()["x"] + se.bounding_box()["width"] <= width
+        for w in ("gradflow", "anatomy", "bypass", "types"):
+            s.screenshot(f"#w-{w}", f"phone{width}-{w}")
+        s.screenshot("#types .formula-list", f"phone{width}-formulas")
+        assert s.outside_requests == []
         s.assert_clean()
     finally:
         context.close()
@@ -422,6 +522,48 @@ def test_sliders_update_while_dragged_with_one_request_in_flight(chromium, live_
         assert page.locator("#w-bypass svg rect").count() == int(top)
         assert f"layers={top}&" in flight["sent"][-1]
         assert len(flight["sent"]) < 40  # settings passed over while a request was in flight were never sent
+        assert s.outside_requests == []
+    finally:
+        context.close()
+
+
+# One change per widget for the screenshots: (control, value). The degradation widget's change only picks
+# the next live run's settings (training one is its own test), so it is made without waiting for a redraw.
+ONE_CHANGE = {
+    "bypass": ("skips", False),
+    "anatomy": ("form", "bottleneck"),
+    "gradflow": ("activation", "sigmoid"),
+    "degradation": ("depth", "20"),
+    "types": ("width", "8"),
+    "ensemble": ("n", 20),
+    "shortcut": ("shortcut", "projection"),
+    "preact": ("activation", "relu"),
+    "dense": ("width", "32"),
+}
+
+
+@pytest.mark.parametrize("viewport", [(1400, 900), (390, 844)], ids=["desktop", "phone"])
+def test_screenshots_of_every_widget_before_and_after_one_change(chromium, live_server, viewport):
+    width, height = viewport
+    phone = width < 500
+    context, s = open_session(
+        chromium, live_server.url, viewport={"width": width, "height": height}, is_mobile=phone, has_touch=phone
+    )
+    try:
+        s.page.set_default_timeout(60_000)
+        s.page.goto(live_server.url + "/")
+        s.page.wait_for_function(ALL_DRAWN)
+        assert set(ONE_CHANGE) == set(WIDGETS)
+        for w, (name, value) in ONE_CHANGE.items():
+            s.page.locator(f"#w-{w}").scroll_into_view_if_needed()
+            default = s.screenshot(f"#w-{w}", f"{width}x{height}-{w}-default")
+            if w == "degradation":
+                s.page.select_option(f"#w-{w} [name={name}]", value)
+            else:
+                operate(s.page, w, name, value)
+            changed = s.screenshot(f"#w-{w}", f"{width}x{height}-{w}-changed")
+            assert default.stat().st_size > 0 and changed.read_bytes() != default.read_bytes(), w
+            assert s.page.get_attribute(f"#w-{w}", "data-state") == "ready", w
         assert s.outside_requests == []
     finally:
         context.close()

@@ -73,6 +73,7 @@ class BlockAnatomy(Tabular):
     costs: tuple[BlockCost, ...]  # basic vs bottleneck at this width
     residual_share: float  # |s·F(x)| / (|s·F(x)| + |shortcut(x)|) at this scale
     explanation: str  # the measurement in one sentence: who dominates the sum, and what the output keeps
+    cost_comparison: str  # the measured costs in one sentence: how a bottleneck compares with a basic block
 
     _rows_field = "sweep"
     _plot_x = "scale"
@@ -93,6 +94,30 @@ def explain(scale: float, residual: float, shortcut: float, total: float, share:
             "because the two are nearly uncorrelated at initialisation."
         )
     return f"At {scale:g}× the branch dominates: {nums} — the block behaves more like a plain layer."
+
+
+def compare_costs(costs: tuple[BlockCost, ...], width: int, size: int) -> str:
+    """One sentence reading the measured costs of a basic and a bottleneck block of the same width.
+
+    The verdict follows the FLOPs ratio bottleneck/basic: "far cheaper" below 0.5x, "cheaper" below 0.8x,
+    "about as cheap" up to 1.25x, "costlier" above; the ratio itself is said too.
+    """
+    by = {c.form: c for c in costs}
+    basic, bottleneck = by["basic"], by["bottleneck"]
+    ratio = bottleneck.flops / basic.flops
+    if ratio < 0.5:
+        verdict = "far cheaper"
+    elif ratio < 0.8:
+        verdict = "cheaper"
+    elif ratio <= 1.25:
+        verdict = "about as cheap"
+    else:
+        verdict = "costlier"
+    return (
+        f"At {width} channels in and out, a bottleneck block ({width} → {width // 4} → {width}) has "
+        f"{bottleneck.params:,} parameters and {bottleneck.flops:,} FLOPs per {size}×{size} example, a basic block "
+        f"{basic.params:,} and {basic.flops:,}: the bottleneck is {verdict}, {ratio:.2g}× the basic block's FLOPs."
+    )
 
 
 def make_block(form: str, width: int, activation: str = "relu") -> ResidualBlock:
@@ -186,6 +211,7 @@ def _anatomy(
         r = k * f_n
         points.append(ScalePoint(k, r, sweep_norms[i], sweep_norms[len(scales) + i], r / (r + s_n) if r + s_n else 0.0))
     at = points[scales.index(scale)]
+    costs = block_costs(width, size)
     return BlockAnatomy(
         form=form,
         width=width,
@@ -199,7 +225,8 @@ def _anatomy(
         branch=tuple(branch_norms),
         shortcut=tuple(shortcut_norms),
         sweep=tuple(p for p in points if p.scale in SWEEP),
-        costs=block_costs(width, size),
+        costs=costs,
         residual_share=at.residual_share,
         explanation=explain(scale, at.residual_norm, s_n, at.sum_norm, at.residual_share),
+        cost_comparison=compare_costs(costs, width, size),
     )

@@ -75,6 +75,10 @@ class FlowSummary(Tabular):
     log10_variance: float  # of log10(norm): scale-free spread, 0 when every layer sees the same norm
     first_last_ratio: float  # first layer's norm / last layer's: >1 grows toward the input, <1 vanishes
     growth_per_layer: float  # (first/last)^(1/(count-1)): the factor each layer multiplies the gradient by, backward
+    # Norms float32 could not hold: inf or nan (the gradient overflowed), and exactly 0 (it underflowed).
+    # Such a norm has no place on a log scale and reads as "no number"; these counts say why.
+    overflowed: int = 0
+    underflowed: int = 0
 
     def to_dict(self) -> dict:
         return _flat_dict(self)
@@ -129,7 +133,9 @@ def summarize(norms: list[float]) -> FlowSummary:
     # stack still reports its rate.
     steps = [math.log(a) - math.log(b) for a, b in zip(norms, norms[1:]) if 0 < a < math.inf and 0 < b < math.inf]
     growth = math.exp(sum(steps) / len(steps)) if steps else (1.0 if n == 1 else float("nan"))
-    return FlowSummary(n, min(norms), max(norms), variance, log_var, ratio, growth)
+    overflowed = sum(1 for v in norms if not math.isfinite(v))
+    underflowed = sum(1 for v in norms if v == 0)
+    return FlowSummary(n, min(norms), max(norms), variance, log_var, ratio, growth, overflowed, underflowed)
 
 
 # ------------------------------------------------------------------ choosing the probed modules

@@ -46,11 +46,11 @@ class ScalePointOut(BaseModel):
 class BlockCostOut(BaseModel):
     form: str
     params: int
-    flops: int
+    flops: int = Field(description="Forward FLOPs per example, 2 per multiply-add.")
 
 
 class AnatomyOut(BaseModel):
-    """`skiplab.probes.anatomy.BlockAnatomy`, plus one sentence that reads the numbers."""
+    """`skiplab.probes.anatomy.BlockAnatomy`, with sentences that read its numbers."""
 
     form: str
     width: int
@@ -66,6 +66,7 @@ class AnatomyOut(BaseModel):
     sweep: list[ScalePointOut]
     costs: list[BlockCostOut]
     explanation: str
+    cost_comparison: str = Field(description="The measured costs of a basic and a bottleneck block in one sentence.")
 
 
 def anatomy_of(q: AnatomyQuery) -> AnatomyOut:

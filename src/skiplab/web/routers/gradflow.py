@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from skiplab.nn import StackConfig
 from skiplab.probes.highway import compare_highways
 from skiplab.web.deps import COMPUTE, Engine
-from skiplab.web.schemas import GradientFlowOut
+from skiplab.web.schemas import FlowSummaryOut, GradientFlowOut
 
 router = APIRouter(tags=["gradient flow"])
 
@@ -35,13 +35,25 @@ class GradFlowQuery(BaseModel):
     preact: bool = Field(False, description="Pre-activation blocks (norm-act-weight, nothing after the add).")
 
 
+class RangedSummaryOut(FlowSummaryOut):
+    """`skiplab.probes.gradflow.FlowSummary` with its counts of norms float32 could not hold."""
+
+    overflowed: int = Field(description="Norms that overflowed float32 (inf or nan): shown as no number.")
+    underflowed: int = Field(description="Norms that underflowed to exactly 0 in float32.")
+
+
+class HighwayFlowOut(GradientFlowOut):
+    summary: RangedSummaryOut
+    weight_summary: RangedSummaryOut
+
+
 class GradFlowOut(BaseModel):
     settings: GradFlowQuery
     width: int
     batch: int
     seed: int
-    plain: GradientFlowOut
-    residual: GradientFlowOut
+    plain: HighwayFlowOut
+    residual: HighwayFlowOut
     note: str | None = Field(None, description="Where the measurement contradicts the folk story, say so.")
 
 

@@ -340,6 +340,22 @@ export function fmt(v, digits = 3) {
   return Number(v.toPrecision(digits)).toLocaleString("en-US");
 }
 
+// A count the library gives as an exact decimal string (exact beyond 2^53): in full below a million, above
+// it its size, and its power of two when it is one — "4,096", "2^50 ≈ 1.1×10^15", "≈ 3.2×10^7".
+export function bigCount(text) {
+  const n = BigInt(text);
+  if (n < 1000000n) return Number(n).toLocaleString("en-US");
+  const digits = n.toString();
+  let exponent = digits.length - 1;
+  let mantissa = Number(Number(`${digits[0]}.${digits.slice(1, 8)}`).toFixed(1));
+  if (mantissa >= 10) {
+    mantissa /= 10;
+    exponent += 1;
+  }
+  const size = `${mantissa.toFixed(1)}×10^${exponent}`;
+  return (n & (n - 1n)) === 0n ? `2^${n.toString(2).length - 1} ≈ ${size}` : `≈ ${size}`;
+}
+
 export function bytes(n) {
   for (const [unit, s] of [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]]) if (n >= s) return `${(n / s).toFixed(1)} ${unit}`;
   return `${n} B`;

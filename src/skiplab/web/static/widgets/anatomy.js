@@ -54,7 +54,6 @@ function diagram(data) {
 }
 
 async function render(el, data) {
-
   const holder = el.querySelector("[data-role=diagram]");
   fill(holder, diagram(data));
   const sw = data.sweep;
@@ -64,9 +63,13 @@ async function render(el, data) {
     ["|s·F(x)|", fmt(data.residual_norm)],
     ["|s·F(x) + x|", fmt(data.sum_norm)],
     ["block output", fmt(data.out_norm)],
-    ...data.costs.map((c) => [`${c.form} block params`, c.params.toLocaleString("en-US")]),
+    ...data.costs.flatMap((c) => [
+      [`${c.form} block params`, c.params.toLocaleString("en-US")],
+      [`${c.form} block FLOPs / example`, c.flops.toLocaleString("en-US")],
+    ]),
   ]);
   el.querySelector("[data-role=explain]").textContent = data.explanation;
+  el.querySelector("[data-role=costs]").textContent = data.cost_comparison;
   await plot(
     el.querySelector("[data-role=chart]"),
     [

@@ -1,6 +1,6 @@
 // Highway bypass: a diagram of input, layers and output, with the bypass drawn when skips are on,
 // each layer shaded by how much of the input is still there after it; the three measured numbers below.
-import { COLORS, bindWidget, fill, fmt, readout, s } from "../common.js";
+import { COLORS, bigCount, bindWidget, fill, fmt, readout, s } from "../common.js";
 
 const W = 760;
 const H = 150;
@@ -44,7 +44,7 @@ function render(el, data) {
     ["signal retained (chance " + fmt(data.chance) + ")", fmt(data.signal_retained), data.signal_retained > 2 * data.chance ? "good" : "bad"],
     ["shortest path", `${data.shortest_path} layer${data.shortest_path === 1 ? "" : "s"}`],
     ["mean path", `${fmt(data.mean_path)} layers`],
-    ["paths", data.paths_str.length > 12 ? `${data.paths_str.slice(0, 4)}… (${data.paths_str.length} digits)` : Number(data.paths_str).toLocaleString("en-US")],
+    ["paths", bigCount(data.paths_str)],
     ["gradient strength |d out/d in|", fmt(data.gradient_strength), strong ? "good" : "bad"],
   ]);
 }

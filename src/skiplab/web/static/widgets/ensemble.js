@@ -1,6 +1,6 @@
 // Ensemble view: how many of the 2^n paths have each length, how much gradient each length carries,
 // and (stored run) the accuracy left after deleting one block at a time, residual vs plain.
-import { COLORS, bindWidget, fetchJSON, fmt, plot, readout } from "../common.js";
+import { COLORS, bigCount, bindWidget, fetchJSON, fmt, plot, readout } from "../common.js";
 
 let lesion = null; // the stored lesion study, fetched once
 
@@ -38,7 +38,7 @@ async function render(el, data) {
   const g = data.gradient;
   const ks = d.fractions.map((_, k) => k);
   readout(el.querySelector("[data-role=readout]"), [
-    ["paths", d.total_str.length > 12 ? `2^${d.n} (${d.total_str.length} digits)` : Number(d.total_str).toLocaleString("en-US")],
+    ["paths", bigCount(d.total_str)],
     ["mean length", `${fmt(d.mean)} ± ${fmt(d.std)}`],
     ["gradient-weighted mean length", fmt(g.mean_length)],
     ["lengths carrying 90% of the gradient", `${g.effective_range[0]} … ${g.effective_range[1]}`],
