@@ -102,3 +102,62 @@ def test_experiment_degradation_writes_a_results_file(tmp_path, family):
     assert data["config"]["depths"] == [2, 4] and len(data["runs"]) == 4
     assert data["runs"]["plain4-s0"]["config"]["model"] == f"plain{family}4"
     assert data["command"].startswith("skiplab experiment degradation")
+
+
+def test_experiment_degradation_verdict_recomputes_a_results_file(tmp_path):
+    from skiplab.experiments.results import load_results
+
+    target = tmp_path / "deg.json"
+    shipped = load_results("degradation")
+    old = {**shipped, "verdict": "residual: deeper is no worse", "comparisons": []}
+    target.write_text(json.dumps(old))
+    out = runner.invoke(app, ["experiment", "degradation-verdict", "--results", str(target), "--alpha", "0.05"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(target.read_text())
+    assert data["verdict"] == shipped["verdict"] and data["comparisons"] == shipped["comparisons"]
+    assert data["runs"] == shipped["runs"] and "Rule:" in out.output
+    assert data["verdict_recomputed"]["command"].startswith("skiplab experiment degradation-verdict --results")
+    bad = runner.invoke(app, ["experiment", "degradation-verdict", "--results", str(target), "--alpha", "2"])
+    assert bad.exit_code == 2 and "alpha" in text(bad)
+
+
+@pytest.mark.slow
+def test_experiment_degradation_on_mnist1d_trains_the_1d_nets(tmp_path):
+    target = tmp_path / "deg.json"
+    argv = ["experiment", "degradation", "--data", "mnist1d", "--family", "conv1d", "--width", "16", "--seeds", "0"]
+    argv += ["--epochs", "1"]
+    out = runner.invoke(app, [*argv, "--workers", "1", "--store", str(tmp_path / "r.db"), "--results-out", str(target)])
+    assert out.exit_code == 0, out.output
+    data = json.loads(target.read_text())
+    models = {r["config"]["model"] for r in data["runs"].values()}
+    assert models == {"plain1d20", "plain1d56", "resnet1d20", "resnet1d56"}
+    assert all(r["config"]["data"] == "mnist1d" and r["status"] == "completed" for r in data["runs"].values())
+    assert data["rule"] and all(c["summary"] == "no measurable difference" for c in data["comparisons"])  # 1 seed
+
+
+def test_experiment_degradation_search_assembles_settings_from_results_files(tmp_path):
+    files = []
+    for epochs in ("1", "2"):
+        target = tmp_path / f"deg{epochs}.json"
+        argv = ["experiment", "degradation", "--depths", "2,4", "--seeds", "0,1,2", "--epochs", epochs, "--width", "4"]
+        out = runner.invoke(
+            app, [*argv, "--workers", "1", "--store", str(tmp_path / "r.db"), "--results-out", str(target)]
+        )
+        assert out.exit_code == 0, out.output
+        files += ["--from", str(target)]
+    record_file = tmp_path / "search.json"
+    out = runner.invoke(app, ["experiment", "degradation-search", *files, "--results-out", str(record_file)])
+    assert out.exit_code == 0, out.output
+    record = json.loads(record_file.read_text())
+    assert record["name"] == "degradation_search" and record["command"].startswith(
+        "skiplab experiment degradation-search --from"
+    )
+    assert [e["config"]["epochs"] for e in record["settings"]] == [1, 2]
+    assert all(e["command"].startswith("skiplab experiment degradation ") for e in record["settings"])
+    assert len(record["runs"]) == 2 * 12 and "Rule:" in out.output
+    again = runner.invoke(app, ["experiment", "degradation-search", *files, *files[:2]])  # a setting twice
+    assert again.exit_code == 2 and "given twice" in text(again)
+    bad = runner.invoke(
+        app, ["experiment", "degradation-search", "--settings", "depth=3", "--store", str(tmp_path / "r.db")]
+    )
+    assert bad.exit_code == 2 and "keys epochs, lr, warmup, batch, width" in text(bad)

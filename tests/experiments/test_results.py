@@ -65,12 +65,13 @@ def test_degradation_verdict_follows_from_its_runs():
     for (kind, depth), row in rows.items():
         for seed, best in zip(cfg.seeds, row["best_train_loss"]):
             assert best == data["runs"][f"{kind}{depth}-s{seed}"]["best_train_loss"]
-    for c in data["comparisons"]:
-        again = exp.compare(
-            c["kind"], c["shallow"], c["deep"], rows[c["kind"], c["shallow"]]["best_train_loss"],
-            rows[c["kind"], c["deep"]]["best_train_loss"], cfg.tolerance,
-        )  # fmt: skip
-        assert again.to_dict() == c
+    again = exp.judge(data["rows"], cfg.alpha)
+    assert [c.to_dict() for c in again["comparisons"]] == data["comparisons"]
+    assert [c.to_dict() for c in again["error_comparisons"]] == data["error_comparisons"]
+    assert again["verdict"] == data["verdict"] and again["rule"] == data["rule"] == exp.rule_text(cfg.alpha)
+    if "verdict_recomputed" in data:  # recomputed from stored runs: says so, and by which command
+        assert data["verdict_recomputed"]["command"].startswith("skiplab experiment degradation-verdict")
+        assert data["runs_command"].startswith("skiplab experiment degradation ")
     assert_page_claims(data, load_results("lesion"))
 
 
@@ -92,11 +93,11 @@ def assert_page_claims(degradation: dict, lesion: dict) -> None:
     plain = [c for c in degradation["comparisons"] if c["kind"] == "plain"]
     res = [c for c in degradation["comparisons"] if c["kind"] == "res"]
     assert all(o == "worse" for c in plain for o in c["outcomes"])  # plain: deeper is worse, on every seed
-    assert all(c["summary"] == "deeper is no worse" for c in res)
-    assert (
-        degradation["verdict"].startswith("plain: deeper is worse")
-        and "residual: deeper is no worse" in (degradation["verdict"])
-    )
+    assert all(c["summary"] == "deeper is worse" for c in plain)
+    assert degradation["verdict"].startswith("plain: deeper is worse")
+    # residual: the deeper net is not shown better (on the digits MLPs it is worse, by far less than plain)
+    assert all(c["summary"] != "deeper is better" for c in res)
+    assert all(r["mean_log_ratio"] < p["mean_log_ratio"] for r, p in zip(res, plain))
     rows = {r["kind"]: r for r in lesion["rows"]}
     # Deleting one block barely hurts the residual net and brings the plain net down to near chance (10 classes).
     assert rows["residual"]["intact_accuracy"] - rows["residual"]["mean_accuracy"] < 0.1
@@ -191,3 +192,33 @@ def test_every_claim_the_page_draws_from_the_shipped_files_holds_on_other_kernel
         reruns[name] = json.loads(out_file.read_text())
         assert reruns[name]["machine"]["capability"] != load_results(name)["machine"]["capability"]
     assert_page_claims(reruns["degradation"], reruns["lesion"])
+
+
+def test_rejudge_recomputes_an_old_verdict_and_says_so():
+    seeds = [0, 1, 2]
+    losses = {("plain", 20): [0.6, 0.7, 0.65], ("plain", 56): [2.2, 2.1, 2.0],
+              ("res", 20): [0.02, 0.04, 0.035], ("res", 56): [0.07, 0.11, 0.066]}  # fmt: skip
+    rows = [
+        {"kind": k, "depth": d, "best_train_loss": v, "final_train_error": [x / 10 for x in v],
+         "final_test_error": v, "run_ids": [f"{k}{d}{s}" for s in seeds]}
+        for (k, d), v in losses.items()
+    ]  # fmt: skip
+    runs = {f"{k}{d}-s{s}": {"best_train_loss": v[i]} for (k, d), v in losses.items() for i, s in enumerate(seeds)}
+    old = {
+        "name": "degradation", "command": "skiplab experiment degradation --seeds 0,1,2 --tolerance 0.1 --workers 2",
+        "config": {"seeds": seeds, "tolerance": 0.1}, "rows": rows, "runs": runs,
+        "verdict": "residual: deeper is no worse", "comparisons": [],
+    }  # fmt: skip
+    new = exp.results.rejudge(old, ["experiment", "degradation-verdict"])
+    assert new["runs"] == runs and new["rows"] == rows  # the runs are untouched
+    assert new["runs_command"] == old["command"]
+    assert new["command"] == "skiplab experiment degradation --seeds 0,1,2 --workers 2 --alpha 0.05"
+    assert "tolerance" not in new["config"] and new["config"]["alpha"] == 0.05
+    assert new["verdict_recomputed"]["command"] == "skiplab experiment degradation-verdict"
+    assert new["verdict"].startswith("plain: deeper is worse") and "residual: deeper is worse" in new["verdict"]
+    assert new["rule"] == exp.rule_text(0.05)
+    again = exp.results.rejudge(new, ["experiment", "degradation-verdict"])  # idempotent
+    assert again["runs_command"] == old["command"] and again["command"] == new["command"]
+    bad = {**old, "runs": {**runs, "res56-s1": {"best_train_loss": 9.0}}}
+    with pytest.raises(ValueError, match="does not match its run"):
+        exp.results.rejudge(bad, [])

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from skiplab import experiments as exp
@@ -5,19 +7,63 @@ from skiplab.store import RunStore
 
 
 @pytest.mark.parametrize(
-    "shallow, deep, outcomes, summary",
+    "shallow, deep, summary",
     [
-        ([0.1, 0.2], [1.0, 1.5], ["worse", "worse"], "deeper is worse"),
-        ([0.02, 0.04], [0.07, 0.11], ["same", "same"], "deeper is no worse"),
-        ([0.5, 0.5], [0.1, 0.45], ["better", "same"], "deeper is no worse"),
-        ([0.5, 0.6], [0.1, 0.2], ["better", "better"], "deeper is better"),
-        ([0.1, 0.1], [0.5, 0.1], ["worse", "same"], "mixed"),
+        # plain nets: several times worse on every seed, with little spread in the ratio
+        ([0.65, 0.72, 0.66], [2.25, 2.16, 2.08], "deeper is worse"),
+        # the shipped digits MLPs' residual pair: 2-3x worse on every seed (an absolute 0.1-nat tolerance hid it)
+        ([0.0216, 0.0416, 0.0354], [0.0738, 0.1142, 0.0660], "deeper is worse"),
+        # tiny losses: the rule is relative, so 1e-4 vs 5e-4 on every seed is a real difference
+        ([1e-4, 1.2e-4, 0.9e-4], [5e-4, 5.5e-4, 5.2e-4], "deeper is worse"),
+        # deeper better on every seed, consistently
+        ([0.0021, 0.0025, 0.0019], [0.0010, 0.0011, 0.0010], "deeper is better"),
+        # lower on every seed but the ratio swings from 0.99 to 0.2: not more than the spread allows
+        ([1.0, 1.0, 1.0], [0.99, 0.2, 0.5], "no measurable difference"),
+        # mixed signs: never a difference, however large the mean
+        ([0.1, 0.1, 0.1], [10.0, 10.0, 0.09], "no measurable difference"),
+        # identical: no difference
+        ([0.3, 0.4, 0.5], [0.3, 0.4, 0.5], "no measurable difference"),
+        # two seeds are too few to call anything, even a 10x gap
+        ([0.1, 0.1], [1.0, 1.1], "no measurable difference"),
+        # zero spread: every seed the same ratio, which is then decisive
+        ([0.1, 0.2, 0.4], [0.2, 0.4, 0.8], "deeper is worse"),
+        # diverged deep runs (inf) count as the largest loss
+        ([0.5, 0.6, 0.55], [float("inf"), float("inf"), float("inf")], "deeper is worse"),
+        # one diverged seed among ordinary ones is an outlier: the ratio is not consistent across seeds, so the
+        # t-test does not call it (the per-seed outcomes still show "worse" on every seed)
+        ([0.5, 0.6, 0.55], [float("inf"), 2.0, 2.1], "no measurable difference"),
     ],
 )
-def test_compare_claims_only_what_every_seed_shows(shallow, deep, outcomes, summary):
-    c = exp.compare("plain", 20, 56, shallow, deep, tol=0.1)
-    assert c.outcomes == outcomes and c.summary == summary
+def test_compare_decides_from_the_paired_log_ratios_against_their_spread(shallow, deep, summary):
+    c = exp.compare("res", 20, 56, shallow, deep)
+    assert c.summary == summary
     assert c.deltas == pytest.approx([d - s for s, d in zip(shallow, deep)])
+    assert c.outcomes == ["worse" if r > 0 else "better" if r < 0 else "same" for r in c.log_ratios]
+    assert c.ratio == pytest.approx(math.exp(sum(c.log_ratios) / len(c.log_ratios)))
+    if c.summary != "no measurable difference":  # a difference always has every seed on its side
+        assert len(set(c.outcomes)) == 1 and len(shallow) >= 3
+
+
+def test_compare_states_its_numbers():
+    c = exp.compare("plain", 20, 56, [1.0, 1.0, 1.0], [2.0, 3.0, 4.0])
+    logs = [math.log(2), math.log(3), math.log(4)]
+    mean = sum(logs) / 3
+    se = math.sqrt(sum((x - mean) ** 2 for x in logs) / 2 / 3)
+    assert c.log_ratios == pytest.approx(logs) and c.mean_log_ratio == pytest.approx(mean)
+    assert c.std_error == pytest.approx(se) and c.t_stat == pytest.approx(mean / se)
+    assert c.t_critical == pytest.approx(4.3027, abs=1e-3)  # Student's t, 2 degrees of freedom, 97.5 %
+    assert c.summary == "deeper is worse"
+    # a stricter level needs a larger t: at alpha 0.001 (t > 31.6) the same runs no longer decide
+    assert exp.compare("plain", 20, 56, [1.0, 1.0, 1.0], [2.0, 3.0, 4.0], alpha=0.001).summary == (
+        "no measurable difference"
+    )
+    assert exp.t_critical(5) == pytest.approx(2.776, abs=1e-3)
+
+
+def test_the_rule_is_stated_with_its_numbers():
+    rule = exp.rule_text(0.05)
+    assert "every seed" in rule and "standard errors" in rule and "95%" in rule and "3 seeds" in rule
+    assert "99%" in exp.rule_text(0.01)
 
 
 def test_tiny_degradation_stores_every_run_and_its_verdict_matches_the_rows(tmp_path):
@@ -32,11 +78,15 @@ def test_tiny_degradation_stores_every_run_and_its_verdict_matches_the_rows(tmp_
             assert run["run_id"] == run_id and loss == min(e["train_loss"] for e in run["epochs"])
     by = {(r.kind, r.depth): r for r in result.rows}
     for c in result.comparisons:
-        again = exp.compare(c.kind, 2, 6, by[c.kind, 2].best_train_loss, by[c.kind, 6].best_train_loss, 0.1)
+        assert c == exp.compare(c.kind, 2, 6, by[c.kind, 2].best_train_loss, by[c.kind, 6].best_train_loss)
+    for c in result.error_comparisons:
+        again = exp.compare(c.kind, 2, 6, by[c.kind, 2].final_train_error, by[c.kind, 6].final_train_error, floor=1e-4)
         assert c == again
     plain = next(c for c in result.comparisons if c.kind == "plain")
-    assert result.verdict.startswith(f"plain: {plain.summary} (6 vs 2: worse on {plain.outcomes.count('worse')}/2")
-    assert "tolerance 0.1 nats" in result.verdict
+    assert plain.summary == "no measurable difference"  # two seeds never call a difference
+    assert result.verdict.startswith(f"plain: {plain.summary} (6 vs 2: best training loss x {plain.ratio:.3g}")
+    assert result.rule == exp.rule_text(cfg.alpha)
+    assert exp.judge([r.to_dict() for r in result.rows], cfg.alpha)["verdict"] == result.verdict
     assert result.to_dict()["config"]["seeds"] == [0, 1]
 
 
@@ -47,7 +97,12 @@ def test_tiny_degradation_stores_every_run_and_its_verdict_matches_the_rows(tmp_
         ({"seeds": ()}, "seeds"),
         ({"family": "rnn"}, "family must be one of"),
         ({"lr": 0.0}, "lr"),
-        ({"tolerance": -1.0}, "tolerance"),
+        ({"alpha": 0.0}, "alpha"),
+        ({"alpha": 1.5}, "alpha"),
+        ({"family": "conv1d"}, "family conv1d trains on data mnist1d"),
+        ({"data": "mnist1d"}, "data mnist1d is trained with family conv1d"),
+        ({"family": "conv1d", "data": "mnist1d", "depths": (20, 44)}, "family conv1d has depths"),
+        ({"family": "conv1d", "data": "mnist1d", "width": 64}, "family conv1d has widths"),
     ],
 )
 def test_bad_degradation_config(changes, word):
@@ -82,3 +137,39 @@ def test_lesion_deletes_every_block_of_both_nets():
         assert kinds == ({"residual"} if name.startswith("res") else {"skipped"})
         row = next(r for r in result.rows if r["net"] == name)
         assert row["worst_accuracy"] == min(b["accuracy"] for b in blocks)
+
+
+def comparison(kind: str, summary: str) -> dict:
+    return {"kind": kind, "summary": summary}
+
+
+@pytest.mark.parametrize(
+    "plain, res, expected",
+    [
+        ("deeper is worse", "deeper is better", True),
+        ("deeper is worse", "no measurable difference", False),
+        ("deeper is worse", "deeper is worse", False),
+        ("no measurable difference", "deeper is better", False),
+    ],
+)
+def test_both_halves_needs_plain_worse_and_residual_better(plain, res, expected):
+    assert exp.both_halves([comparison("plain", plain), comparison("res", res)]) is expected
+
+
+def test_a_search_records_every_setting_with_its_outcome(tmp_path):
+    base = exp.DegradationConfig(depths=(2, 6), seeds=(0, 1, 2), epochs=1, width=8, workers=1)
+    settings = [base, exp.DegradationConfig(**{**base.to_dict(), "depths": (2, 6), "seeds": (0, 1, 2), "lr": 0.05})]
+    record = exp.degradation_search(settings, store=RunStore(tmp_path / "runs.db"))
+    assert [e["label"] for e in record["settings"]] == [exp.setting_label(c.to_dict()) for c in settings]
+    assert len(record["runs"]) == 2 * 2 * 2 * 3 and record["config"]["threads"] == 1
+    for e in record["settings"]:
+        assert e["both_halves"] == exp.both_halves(e["comparisons"])
+        assert [c["summary"] for c in e["comparisons"]] == [
+            c.summary for c in exp.judge(e["rows"], 0.05)["comparisons"]
+        ]
+    found = [e["label"] for e in record["settings"] if e["both_halves"]]
+    assert record["found"] == found
+    if not found:  # says exactly that, and what to run for the paper's result
+        assert record["finding"].startswith("No setting tried shows residual deeper better")
+        assert "he2015-cifar" in record["finding"]
+    assert record["rule"] == exp.rule_text(0.05)

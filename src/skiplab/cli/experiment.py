@@ -1,7 +1,10 @@
-"""`skiplab experiment degradation|lesion|skip-types`: run a study, print its table, write its results file."""
+"""`skiplab experiment degradation|degradation-verdict|degradation-search|lesion|skip-types`: run a study, print
+its table, write its results file."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +24,7 @@ from skiplab.cli.common import (
     print_table,
     user_errors,
 )
-from skiplab.experiments.results import results_payload, shipped_path, write_results
+from skiplab.experiments.results import rejudge, results_payload, shipped_path, write_results
 
 experiment_app = typer.Typer(help="The experiments behind the explainer.", no_args_is_help=True)
 
@@ -69,14 +72,17 @@ def degradation_cmd(
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = ",".join(
         map(str, exp.DegradationConfig.seeds)
     ),
-    family: Annotated[str, typer.Option(help="mlp | conv.")] = exp.DegradationConfig.family,
+    family: Annotated[str, typer.Option(help="mlp | conv | conv1d (with --data mnist1d).")] = (
+        exp.DegradationConfig.family
+    ),
+    data: Annotated[str, typer.Option(help="digits | mnist1d.")] = exp.DegradationConfig.data,
     epochs: Annotated[int, typer.Option()] = exp.DegradationConfig.epochs,
     lr: Annotated[float, typer.Option()] = exp.DegradationConfig.lr,
     warmup: Annotated[float, typer.Option()] = exp.DegradationConfig.warmup_epochs,
     batch: Annotated[int, typer.Option("--batch")] = exp.DegradationConfig.batch_size,
     width: Annotated[int, typer.Option()] = exp.DegradationConfig.width,
-    tolerance: Annotated[float, typer.Option(help="Training-loss difference counted as equal.")] = (
-        exp.DegradationConfig.tolerance
+    alpha: Annotated[float, typer.Option(help="Level of the paired t-test the verdict uses.")] = (
+        exp.DegradationConfig.alpha
     ),
     workers: Annotated[int, typer.Option(help="Runs trained at once (processes).")] = exp.DegradationConfig.workers,
     store: StoreOpt = DEFAULT_STORE,
@@ -84,18 +90,19 @@ def degradation_cmd(
     results_out: OutOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Plain vs residual nets at two or more depths on the digits: does deeper train worse?"""
+    """Plain vs residual nets at two or more depths (digits or MNIST-1D): does deeper train worse?"""
     with user_errors():
         cfg = exp.DegradationConfig(
             depths=parse_ints("--depths", depths),
             seeds=parse_ints("--seeds", seeds),
             family=family,
+            data=data,
             epochs=epochs,
             lr=lr,
             warmup_epochs=warmup,
             batch_size=batch,
             width=width,
-            tolerance=tolerance,
+            alpha=alpha,
             workers=workers,
         )
         result = exp.degradation(cfg, store=open_store(store), on_run=_on_run(json_))
@@ -120,10 +127,155 @@ def degradation_cmd(
     )
     print_table(
         "deeper is better?",
-        ["net", "depths", "per seed", "verdict"],
-        [[label[c.kind], f"{c.deep} vs {c.shallow}", " ".join(c.outcomes), c.summary] for c in result.comparisons],
+        ["net", "depths", "per seed", "loss ratio", "t", "verdict"],
+        [
+            [
+                label[c.kind],
+                f"{c.deep} vs {c.shallow}",
+                " ".join(c.outcomes),
+                f"{c.ratio:.3g}",
+                f"{fmt(c.t_stat, 3)} (> {fmt(c.t_critical, 3)}?)",
+                c.summary,
+            ]
+            for c in result.comparisons
+        ],
     )
     console.print(result.verdict)
+    console.print(f"Rule: {result.rule}")
+
+
+@experiment_app.command("degradation-verdict")
+def degradation_verdict_cmd(
+    results: Annotated[
+        Path | None, typer.Option(help="A degradation results file (default: the shipped one), rewritten in place.")
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Level of the paired t-test the verdict uses.")] = (
+        exp.DegradationConfig.alpha
+    ),
+) -> None:
+    """Recompute a degradation results file's verdict from its stored runs by the current rule (no training)."""
+    with user_errors():
+        if not 0 < alpha < 1:
+            raise ValueError(f"alpha must be a number between 0 and 1 (exclusive); got {alpha!r}")
+        path = results if results is not None else shipped_path("degradation")
+        data = json.loads(Path(path).read_text())
+        argv = ["experiment", "degradation-verdict", "--alpha", f"{alpha:g}"]
+        if results is not None:
+            argv[2:2] = ["--results", str(results)]
+        new = rejudge(data, argv, alpha)
+    write_results(path, new)
+    console.print(new["verdict"])
+    console.print(f"Rule: {new['rule']}")
+    err_console.print(f"wrote {path}")
+
+
+SETTING_KEYS = {"epochs": "epochs", "lr": "lr", "warmup": "warmup_epochs", "batch": "batch_size", "width": "width"}
+
+
+def parse_settings(text: str) -> list[dict]:
+    """ "epochs=15,warmup=4.5;epochs=30,warmup=9" → [{"epochs": 15, "warmup_epochs": 4.5}, ...]."""
+    settings = []
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        changes: dict = {}
+        for item in part.split(","):
+            key, sep, value = item.partition("=")
+            key = key.strip()
+            if not sep or key not in SETTING_KEYS:
+                raise ValueError(f"a setting is key=value pairs with keys {', '.join(SETTING_KEYS)}; got {item!r}")
+            try:
+                number = float(value)
+            except ValueError:
+                raise ValueError(f"setting {key} must be a number; got {value!r}") from None
+            changes[SETTING_KEYS[key]] = int(number) if key in ("epochs", "batch", "width") else number
+        settings.append(changes)
+    return settings
+
+
+@experiment_app.command("degradation-search")
+def degradation_search_cmd(
+    ctx: typer.Context,
+    settings: Annotated[
+        str,
+        typer.Option(help="Settings to try, ';'-separated, each key=value pairs (epochs, lr, warmup, batch, width)."),
+    ] = "epochs=15,warmup=4.5;epochs=30,warmup=9",
+    from_: Annotated[
+        list[Path] | None,
+        typer.Option("--from", help="Assemble the record from these degradation results files instead of training."),
+    ] = None,
+    depths: Annotated[str, typer.Option(help="Comma-separated depths.")] = "20,56",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
+    family: Annotated[str, typer.Option(help="mlp | conv | conv1d.")] = "conv1d",
+    data: Annotated[str, typer.Option(help="digits | mnist1d.")] = "mnist1d",
+    epochs: Annotated[int, typer.Option()] = 30,
+    lr: Annotated[float, typer.Option()] = 0.1,
+    warmup: Annotated[float, typer.Option()] = 9.0,
+    batch: Annotated[int, typer.Option("--batch")] = 128,
+    width: Annotated[int, typer.Option()] = 16,
+    alpha: Annotated[float, typer.Option(help="Level of the paired t-test the verdict uses.")] = 0.05,
+    workers: Annotated[int, typer.Option(help="Runs trained at once (processes).")] = 1,
+    store: StoreOpt = DEFAULT_STORE,
+    write_results_: WriteOpt = False,
+    results_out: OutOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Search for a setting where plain deeper is worse AND residual deeper is better; record every try."""
+    with user_errors():
+        if from_:
+            if not 0 < alpha < 1:
+                raise ValueError(f"alpha must be a number between 0 and 1 (exclusive); got {alpha!r}")
+            files = [json.loads(Path(f).read_text()) for f in from_]
+            record = exp.assemble_search(files, alpha)
+            argv = ["experiment", "degradation-search", *[w for f in from_ for w in ("--from", str(f))]]
+            argv += ["--alpha", f"{alpha:g}"]
+        else:
+            base = exp.DegradationConfig(
+                depths=parse_ints("--depths", depths),
+                seeds=parse_ints("--seeds", seeds),
+                family=family,
+                data=data,
+                epochs=epochs,
+                lr=lr,
+                warmup_epochs=warmup,
+                batch_size=batch,
+                width=width,
+                alpha=alpha,
+                workers=workers,
+            )
+            configs = [replace(base, **changes).validate() for changes in parse_settings(settings)]
+            if not configs:
+                raise ValueError("--settings names no setting")
+            record = exp.degradation_search(configs, store=open_store(store), on_run=_on_run(json_))
+            argv = _command(ctx)
+    target = (
+        results_out if results_out is not None else (shipped_path("degradation_search") if write_results_ else None)
+    )
+    if target is not None:
+        write_results(target, results_payload("degradation_search", argv, record))
+        err_console.print(f"wrote {target}")
+    if json_:
+        print_json({k: v for k, v in record.items() if k != "runs"})
+        return
+    label = {"plain": "plain", "res": "residual"}
+    print_table(
+        "degradation search: every setting tried",
+        ["setting", "net", "loss ratio deep/shallow", "t", "verdict", "both halves"],
+        [
+            [
+                e["label"],
+                label[c["kind"]],
+                f"{c['ratio']:.3g}",
+                fmt(c["t_stat"], 3),
+                c["summary"],
+                str(e["both_halves"]),
+            ]
+            for e in record["settings"]
+            for c in e["comparisons"]
+        ],
+    )
+    console.print(record["finding"])
+    console.print(f"Rule: {record['rule']}")
 
 
 @experiment_app.command("skip-types")

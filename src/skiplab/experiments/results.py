@@ -19,7 +19,7 @@ from pathlib import Path
 from skiplab.provenance import git_revision, machine, versions
 from skiplab.train.checkpoint import write_atomic
 
-RESULT_NAMES: tuple[str, ...] = ("degradation", "lesion", "skip_types")
+RESULT_NAMES: tuple[str, ...] = ("degradation", "lesion", "skip_types", "degradation_search")
 FORMAT = "skiplab-results-1"
 
 
@@ -81,3 +81,52 @@ def write_results(path: str | Path, payload: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, (json.dumps(payload, indent=1) + "\n").encode())
     return path
+
+
+def rejudge(data: dict, argv: list[str], alpha: float = 0.05) -> dict:
+    """A degradation results file with its verdict recomputed from its stored rows by the current rule.
+
+    The runs are untouched (and checked against the rows); the file says the
+    verdict was recomputed, when, by which command and with which rule, and
+    keeps the command that trained the runs as `runs_command`. `command`
+    becomes that command as the current CLI spells it (the verdict options
+    replaced), so rerunning it trains the same runs and judges them this way.
+    """
+    from skiplab.experiments.studies import judge
+
+    if data.get("name") != "degradation":
+        raise ValueError(f"only a degradation results file has a verdict to recompute; got {data.get('name')!r}")
+    seeds = data["config"]["seeds"]
+    for row in data["rows"]:
+        for seed, best in zip(seeds, row["best_train_loss"], strict=True):
+            run = data["runs"][f"{row['kind']}{row['depth']}-s{seed}"]
+            if run["best_train_loss"] != best:
+                raise ValueError(f"row {row['kind']}{row['depth']} does not match its run for seed {seed}")
+    j = judge(data["rows"], alpha)
+    runs_command = data.get("runs_command", data["command"])
+    words = shlex.split(runs_command)
+    kept: list[str] = []
+    i = 0
+    while i < len(words):
+        if words[i] in ("--tolerance", "--alpha"):  # the verdict's options, not the runs'
+            i += 2
+            continue
+        kept.append(words[i])
+        i += 1
+    config = {k: v for k, v in data["config"].items() if k != "tolerance"}
+    return {
+        **data,
+        "command": shlex.join([*kept, "--alpha", f"{alpha:g}"]),
+        "runs_command": runs_command,
+        "config": {**config, "alpha": alpha},
+        "comparisons": [c.to_dict() for c in j["comparisons"]],
+        "error_comparisons": [c.to_dict() for c in j["error_comparisons"]],
+        "verdict": j["verdict"],
+        "rule": j["rule"],
+        "verdict_recomputed": {
+            "command": shlex.join(["skiplab", *argv]),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "note": "runs unchanged (trained by runs_command); verdict, comparisons and rule recomputed from the "
+            "stored rows by the paired-seed rule, which replaced the absolute tolerance in nats",
+        },
+    }

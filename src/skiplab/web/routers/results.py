@@ -1,4 +1,4 @@
-"""Stored results: the shipped runs the article shows at once (degradation curves, lesion study).
+"""Stored results: the shipped runs the article shows at once (degradation curves and search, lesion study).
 
 They come from `skiplab.experiments.results.load_results`, which keeps the exact
 command, config, seeds, versions and git revision of the runs, so every
@@ -56,17 +56,28 @@ class ComparisonOut(BaseModel):
     kind: str
     shallow: int
     deep: int
-    outcomes: list[str]
+    outcomes: list[str] = Field(description="Per seed: worse | same | better (the deeper net against the shallower).")
     deltas: list[float]
-    summary: str
+    log_ratios: list[float] = Field(description="Per seed: ln(deep / shallow).")
+    mean_log_ratio: float
+    std_error: float | None
+    t_stat: float | None
+    t_critical: float | None = Field(description="The threshold |t| must pass (Student's t, n-1 degrees of freedom).")
+    ratio: float = Field(description="The deeper net's value as a multiple of the shallower's (geometric mean).")
+    summary: str = Field(description="deeper is worse | deeper is better | no measurable difference")
 
 
 class DegradationOut(BaseModel):
     provenance: Provenance
     seeds: list[int]
     rows: list[DegradationRowOut]
-    comparisons: list[ComparisonOut]
+    comparisons: list[ComparisonOut] = Field(description="On best training loss: the verdict.")
+    error_comparisons: list[ComparisonOut] = Field(description="On final training error, by the same rule.")
     verdict: str
+    rule: str = Field(description="The comparison rule the verdict applies, in words.")
+    verdict_recomputed: dict[str, Any] | None = Field(
+        None, description="Set when the verdict was recomputed from stored runs: by which command, when, why."
+    )
     curves: list[Curve]
 
 
@@ -116,8 +127,51 @@ def degradation_out() -> DegradationOut:
         seeds=data["config"]["seeds"],
         rows=data["rows"],
         comparisons=data["comparisons"],
+        error_comparisons=data["error_comparisons"],
         verdict=data["verdict"],
+        rule=data["rule"],
+        verdict_recomputed=data.get("verdict_recomputed"),
         curves=curves(data),
+    )
+
+
+class SearchSettingOut(BaseModel):
+    label: str
+    command: str = Field(description="The command that trained this setting's runs.")
+    config: dict[str, Any]
+    rows: list[DegradationRowOut]
+    comparisons: list[ComparisonOut]
+    error_comparisons: list[ComparisonOut]
+    verdict: str
+    both_halves: bool = Field(description="Plain deeper is worse AND residual deeper is better, by the rule.")
+
+
+class DegradationSearchOut(BaseModel):
+    provenance: Provenance
+    rule: str
+    finding: str = Field(description="What the search found, in words (or that no setting showed both halves).")
+    found: list[str]
+    settings: list[SearchSettingOut]
+
+
+@router.get(
+    "/degradation-search",
+    response_model=DegradationSearchOut,
+    responses=NOT_FOUND,
+    summary="Every setting tried in the search for the whole degradation claim",
+)
+async def degradation_search() -> Response:
+    return Response(_json(degradation_search_out), media_type="application/json")
+
+
+def degradation_search_out() -> DegradationSearchOut:
+    data = shipped("degradation_search")
+    return DegradationSearchOut(
+        provenance=provenance(data),
+        rule=data["rule"],
+        finding=data["finding"],
+        found=data["found"],
+        settings=data["settings"],
     )
 
 

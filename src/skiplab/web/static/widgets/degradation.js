@@ -1,6 +1,6 @@
 // Degradation: stored training curves of plain vs residual nets at two depths, drawn at once,
 // and a live run streamed epoch by epoch over server-sent events, with a cancel button.
-import { COLORS, fetchJSON, fmt, markReady, numbersShown, plot, restoreSettings, saveSettings, setBusy, settingsOf, showError, clearError, table } from "../common.js";
+import { COLORS, fetchJSON, fmt, h, markReady, numbersShown, plot, restoreSettings, saveSettings, setBusy, settingsOf, showError, clearError, table } from "../common.js";
 
 const DEPTH_SHADE = { 20: 0.45, 56: 1 };
 
@@ -48,15 +48,49 @@ function draw(el, stored, live) {
 
 function summarise(el, stored) {
   const seeds = stored.seeds.join(", ");
+  const errorOf = (c) => (stored.error_comparisons || []).find((e) => e.kind === c.kind && e.shallow === c.shallow && e.deep === c.deep);
   const rows = stored.comparisons.map((c) => {
     const best = (depth) => stored.rows.find((r) => r.kind === c.kind && r.depth === depth).best_train_loss.map((v) => fmt(v)).join(" / ");
-    return [c.kind === "res" ? "residual" : "plain", best(c.shallow), best(c.deep), c.summary];
+    const t = c.t_stat === null ? "—" : fmt(c.t_stat);
+    const crit = c.t_critical === null ? "—" : fmt(c.t_critical);
+    return [c.kind === "res" ? "residual" : "plain", best(c.shallow), best(c.deep), `×${fmt(c.ratio)}`, `${t} (needs ${crit})`, c.summary, errorOf(c)?.summary ?? "—"];
   });
   const [shallow, deep] = [stored.comparisons[0].shallow, stored.comparisons[0].deep];
-  table(el.querySelector("[data-role=stats]"), ["family", `best ${shallow}-layer loss`, `best ${deep}-layer loss`, "deeper is better?"], rows);
+  table(el.querySelector("[data-role=stats]"), ["family", `best ${shallow}-layer loss`, `best ${deep}-layer loss`, "deep ÷ shallow (geometric mean)", "t", "deeper, on loss", "deeper, on training error"], rows);
+  const recomputed = stored.verdict_recomputed ? ` Verdict recomputed from the stored runs by: ${stored.verdict_recomputed.command}.` : "";
   el.querySelector("[data-role=provenance]").textContent =
-    `Stored runs, seeds ${seeds} (per-seed values separated by /). ${stored.verdict} Produced by: ${stored.provenance.command}` +
-    (stored.provenance.git_revision ? ` at revision ${stored.provenance.git_revision.slice(0, 10)}` : "") + ".";
+    `Stored runs, seeds ${seeds} (per-seed values separated by /). ${stored.verdict} Rule: ${stored.rule} Produced by: ${stored.provenance.command}` +
+    (stored.provenance.git_revision ? ` at revision ${stored.provenance.git_revision.slice(0, 10)}` : "") + "." + recomputed;
+}
+
+// The measured search for a setting where both halves of the claim show: every setting tried, with its outcome.
+async function showSearch(el) {
+  let search;
+  try {
+    search = await fetchJSON("/api/results/degradation-search");
+  } catch {
+    return; // no search shipped with this install: the stored runs above stand alone
+  }
+  let box = el.querySelector("[data-role=search]");
+  if (!box) {
+    box = h("div", { "data-role": "search", class: "search-record" });
+    el.querySelector("[data-role=provenance]").after(box);
+  }
+  const label = { plain: "plain", res: "residual" };
+  const rows = search.settings.flatMap((s) =>
+    s.comparisons.map((c) => [
+      s.label, label[c.kind] ?? c.kind, `×${fmt(c.ratio)}`,
+      `${c.t_stat === null ? "—" : fmt(c.t_stat)} (needs ${c.t_critical === null ? "—" : fmt(c.t_critical)})`,
+      c.summary, s.both_halves ? "yes" : "no",
+    ]),
+  );
+  const tbl = h("table", { class: "stats" });
+  table(tbl, ["setting tried", "net", "deep ÷ shallow best loss", "t", "verdict", "both halves?"], rows);
+  box.replaceChildren(
+    h("p", {}, `What was tried to find a setting where plain deeper is worse and residual deeper is better: ${search.finding}`),
+    tbl,
+    h("p", { class: "provenance" }, `Search record made by: ${search.provenance.command}. Each setting's runs were made by the command listed with it.`),
+  );
 }
 
 export default function degradation(el) {
@@ -137,6 +171,7 @@ export default function degradation(el) {
     try {
       stored = await fetchJSON(el.dataset.endpoint);
       summarise(el, stored);
+      await showSearch(el);
       numbersShown(el);
       await draw(el, stored, live);
       markReady(el);
