@@ -222,3 +222,21 @@ def test_rejudge_recomputes_an_old_verdict_and_says_so():
     bad = {**old, "runs": {**runs, "res56-s1": {"best_train_loss": 9.0}}}
     with pytest.raises(ValueError, match="does not match its run"):
         exp.results.rejudge(bad, [])
+
+
+def test_the_search_record_follows_from_its_runs():
+    data = load_results("degradation_search")
+    assert data["rule"] == exp.rule_text(data["config"]["alpha"])
+    assert data["config"]["settings"] == [e["label"] for e in data["settings"]]
+    for e in data["settings"]:
+        assert e["command"].startswith("skiplab experiment degradation ")
+        assert e["label"] == exp.setting_label(e["config"])
+        for row in e["rows"]:  # every row's losses are its runs'
+            for seed, best in zip(e["config"]["seeds"], row["best_train_loss"], strict=True):
+                assert data["runs"][f"{e['label']}/{row['kind']}{row['depth']}-s{seed}"]["best_train_loss"] == best
+        again = exp.judge(e["rows"], data["config"]["alpha"])
+        assert [c.to_dict() for c in again["comparisons"]] == e["comparisons"]
+        assert e["verdict"] == again["verdict"] and e["both_halves"] == exp.both_halves(e["comparisons"])
+    assert data["found"] == [e["label"] for e in data["settings"] if e["both_halves"]]
+    if not data["found"]:  # the record says exactly that
+        assert data["finding"].startswith("No setting tried shows residual deeper better")
