@@ -148,8 +148,8 @@ export function setBusy(el, busy) {
 
 // Say in the widget's status line why it cannot show what was asked. `figures` tells what is shown instead:
 // "kept" (the figures on the page are still current: the controls went back to their settings) or "none"
-// (nothing to show: the figures are hidden).
-export function showError(el, message, { figures = "kept", detail = "" } = {}) {
+// (nothing to show: the figures are hidden); by default "kept" once the widget has shown numbers, else "none".
+export function showError(el, message, { figures = el.dataset.numbers ? "kept" : "none", detail = "" } = {}) {
   el.dataset.state = "error";
   el.dataset.figures = figures;
   el.setAttribute("aria-busy", "false");
