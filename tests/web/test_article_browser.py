@@ -144,7 +144,7 @@ def test_gradient_highway_skips_off_in_a_deep_sigmoid_stack_drop_the_first_layer
 
 def test_degradation_stored_runs_then_a_live_run_streams_and_can_be_cancelled(page, session):
     w = page.locator("#w-degradation")
-    assert page.locator("#w-degradation table tbody tr").count() == 2  # plain and residual rows
+    assert page.locator("#w-degradation [data-role=stats] tbody tr").count() == 2  # plain and residual rows
     assert "skiplab experiment degradation" in page.inner_text("#w-degradation [data-role=provenance]")
     stored = page.eval_on_selector("#w-degradation [data-role=loss]", "d => d.data.length")
     assert stored >= 4  # plain and residual at two depths, every seed
