@@ -223,7 +223,7 @@ export function bindWidget(el, render, { endpoint = el.dataset.endpoint, form = 
     if (shown) {
       applySettings(form, shown);
       saveSettings(name, form);
-      showError(el, message, { figures: "kept", detail: `— ${asked ? `${asked} was not shown; ` : ""}the controls are back at the settings of the figures below.` });
+      showError(el, message, { figures: "kept", detail: `— ${asked ? `${asked} ${changed.length > 1 ? "were" : "was"} not shown; ` : ""}the controls are back at the settings of the figures below.` });
     } else {
       showError(el, message, { figures: "none" });
     }
