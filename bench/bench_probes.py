@@ -33,9 +33,10 @@ from skiplab.probes.anatomy import block_anatomy
 from skiplab.probes.bypass import bypass_metrics
 from skiplab.probes.common import auto_threads, tuned
 from skiplab.probes.cost import forget_built, forward_flops, measure_cost, saved_activation_bytes
-from skiplab.probes.gradflow import gradient_flow, select_modules, stack_gradient_flow, synthetic_batch
+from skiplab.probes.gradflow import gradient_flow, stack_gradient_flow, synthetic_batch
 from skiplab.probes.paths import gradient_by_path_length, path_length_distribution
 from skiplab.probes.skip_types import compare_skip_types
+from skiplab.probes.targets import select_modules
 
 
 def hook_baseline(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[tuple[str, float, float]]:

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from skiplab.probes.gradflow import find_blocks, gradient_flow
+from skiplab.probes.gradflow import gradient_flow
+from skiplab.probes.targets import find_blocks
 
 
 def _close(a: float, b: float) -> bool:

@@ -45,8 +45,8 @@ from skiplab.probes.common import (
     output_tensor,
     slice_batch,
 )
-from skiplab.probes.gradflow import ModuleChoice, choose_modules, first_tensor_argument, never_called
 from skiplab.probes.results import Tabular
+from skiplab.probes.targets import ModuleChoice, choose_modules, first_tensor_argument, never_called
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from skiplab.nn.models import SkipNet
 from skiplab.nn.shortcuts import NoShortcut
 from skiplab.nn.stacks import StackConfig
 from skiplab.probes.common import Inputs, call_model, check_inputs, check_int, output_tensor, seeded_stack
-from skiplab.probes.gradflow import LossChoice, compute_loss, first_tensor_argument
 from skiplab.probes.results import Tabular
+from skiplab.probes.targets import LossChoice, compute_loss, first_tensor_argument
 
 
 @dataclass(frozen=True)
