@@ -521,13 +521,19 @@ def search_record(entries: list[dict], runs: dict[str, dict], alpha: float = 0.0
     if found:
         finding = (
             f"Both halves of the claim (plain deeper is worse, residual deeper is better, on best training loss by "
-            f"the rule) show in: {', '.join(found)}."
+            f"the rule) show in: {'; '.join(found)}."
         )
     else:
+        residual = "; ".join(
+            f"{e['label']}: {c['summary']} ({c['deep']} vs {c['shallow']}, best loss x {c['ratio']:.3g})"
+            for e in entries
+            for c in e["comparisons"]
+            if c["kind"] == "res"
+        )
         finding = (
             f"No setting tried shows residual deeper better than residual shallower by the rule ({len(entries)} "
-            f"tried). Plain deeper is worse in: {', '.join(plain_only) or 'none'}. The paper's result on CIFAR-10 "
-            f"needs `skiplab train --preset he2015-cifar` with the CIFAR-10 binary release."
+            f"tried). Plain deeper is worse in: {'; '.join(plain_only) or 'none'}. Residual: {residual}. The "
+            f"paper's result on CIFAR-10 needs `skiplab train --preset he2015-cifar` with the CIFAR-10 binary release."
         )
     return {
         "config": {"alpha": alpha, "threads": _threads(runs), "settings": [e["label"] for e in entries]},
