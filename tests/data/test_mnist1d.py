@@ -3,13 +3,13 @@ import random
 import numpy as np
 import torch
 
-from skiplab.data import GENERATED, load_dataset, load_mnist1d
+from skiplab.data import DATASETS, load_dataset, load_mnist1d
 from skiplab.data.mnist1d import _generate
 
 
 def test_mnist1d_is_generated_locally_with_the_packages_split():
     d = load_mnist1d()
-    assert "mnist1d" in GENERATED and d.name == "mnist1d"
+    assert "mnist1d" in DATASETS and d.name == "mnist1d"
     assert d.input_shape == (1, 40) and d.num_classes == 10
     assert len(d.y_train) == 4000 and len(d.y_test) == 1000
     assert set(d.y_train.tolist()) == set(d.y_test.tolist()) == set(range(10))

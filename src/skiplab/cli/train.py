@@ -43,7 +43,7 @@ def train_cmd(
     preset_name: Annotated[
         str | None, typer.Option("--preset", help=f"Start from a preset: {', '.join(PRESETS)}.")
     ] = None,
-    data: Annotated[str | None, typer.Option(help="digits | cifar10 | spirals | blobs | parity.")] = None,
+    data: Annotated[str | None, typer.Option(help="digits | mnist1d | cifar10 | spirals | blobs | parity.")] = None,
     data_root: Annotated[str | None, typer.Option(help="Folder of the CIFAR-10 binary release.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs to train.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate (per batch).")] = None,

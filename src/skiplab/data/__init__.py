@@ -13,10 +13,7 @@ from skiplab.data.digits import load_digits
 from skiplab.data.mnist1d import load_mnist1d
 from skiplab.data.synthetic import SYNTHETIC, synthetic
 
-DATASETS: tuple[str, ...] = ("digits", "cifar10", *SYNTHETIC)
-# Trained on by name too, but not yet in DATASETS: the run-folder checks (skiplab.train.untrusted.DATA_SHAPES, kept
-# equal to DATASETS by a test) must first learn its shape, ((1, 40), 10); until then they refuse an MNIST-1D run folder.
-GENERATED: tuple[str, ...] = ("mnist1d",)
+DATASETS: tuple[str, ...] = ("digits", "mnist1d", "cifar10", *SYNTHETIC)
 
 
 def load_dataset(name: str, seed: int = 0, root: str | None = None, held_out: float = 0.2) -> Dataset:
@@ -31,12 +28,11 @@ def load_dataset(name: str, seed: int = 0, root: str | None = None, held_out: fl
         return load_cifar10(root)
     if name in SYNTHETIC:
         return synthetic(name, seed=seed, held_out=held_out)
-    raise ValueError(f"data must be one of {', '.join((*DATASETS, *GENERATED))}; got {name!r}")
+    raise ValueError(f"data must be one of {', '.join(DATASETS)}; got {name!r}")
 
 
 __all__ = [
     "DATASETS",
-    "GENERATED",
     "CifarFolderError",
     "Dataset",
     "load_cifar10",

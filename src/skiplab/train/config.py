@@ -29,7 +29,7 @@ def _short(v: object, limit: int = 80) -> str:
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     model: str = "resconv20"  # a registered model, or any depth of resconv/plainconv/resmlp/plainmlp/resnet/plain
-    data: str = "digits"  # digits | cifar10 | spirals | blobs | parity
+    data: str = "digits"  # digits | mnist1d | cifar10 | spirals | blobs | parity
     data_root: str | None = None  # the cifar-10-batches-bin folder (cifar10 only)
     width: int | None = None  # channels of the first stage / of a stack; None keeps the model's own
     epochs: int = 10

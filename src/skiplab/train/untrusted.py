@@ -64,6 +64,7 @@ LOAD_LIMITS = LoadLimits()
 # folder); tests/train/test_checkpoint_hostile.py checks them against the loaded data.
 DATA_SHAPES: dict[str, tuple[tuple[int, ...], int]] = {
     "digits": ((1, 8, 8), 10),
+    "mnist1d": ((1, 40), 10),
     "cifar10": ((3, 32, 32), 10),
     "spirals": ((2,), 2),
     "blobs": ((2,), 2),
