@@ -3,10 +3,9 @@
 Imports train, probes and store (never web or cli).
 """
 
+from skiplab.experiments.search import assemble_search, both_halves, degradation_search, setting_label
 from skiplab.experiments.studies import (
     FAMILIES,
-    KINDS,
-    Comparison,
     DegradationConfig,
     DegradationResult,
     DegradationRow,
@@ -15,20 +14,13 @@ from skiplab.experiments.studies import (
     SkipTypesConfig,
     SkipTypesResult,
     TableResult,
-    assemble_search,
-    both_halves,
-    compare,
     degradation,
-    degradation_search,
-    judge,
     lesion,
     lesion_job,
     recipe,
-    rule_text,
-    setting_label,
     skip_types,
-    t_critical,
 )
+from skiplab.experiments.verdict import KINDS, Comparison, compare, judge, rule_text, t_critical
 
 __all__ = [
     "Comparison",

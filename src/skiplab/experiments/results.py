@@ -92,7 +92,7 @@ def rejudge(data: dict, argv: list[str], alpha: float = 0.05) -> dict:
     becomes that command as the current CLI spells it (the verdict options
     replaced), so rerunning it trains the same runs and judges them this way.
     """
-    from skiplab.experiments.studies import judge
+    from skiplab.experiments.verdict import judge
 
     if data.get("name") != "degradation":
         raise ValueError(f"only a degradation results file has a verdict to recompute; got {data.get('name')!r}")

@@ -1,13 +1,13 @@
 """The experiments behind the explainer: the degradation problem, lesions, and the skip-types zoo.
 
-- `degradation`: plain and residual BN conv nets at two or more depths on the
-  digits, several seeds, every run stored. He et al. 2015 (sec. 4.1, Fig. 1
-  and 6): the deeper plain net has *higher training* error than the shallower
-  one, so the problem is optimisation, not overfitting; the residual nets do
-  not degrade; the residual nets go on improving with depth. The verdict
-  compares each pair of depths seed by seed against the seed-to-seed spread
-  (`rule_text`: a paired t-test on log losses plus a sign rule over all
-  seeds), and the results file states that rule next to the numbers.
+- `degradation`: plain and residual BN nets at two or more depths, several
+  seeds, every run stored. He et al. 2015 (sec. 4.1, Fig. 1 and 6) report
+  that the deeper plain net has *higher training* error than the shallower
+  one, so the problem is optimisation, not overfitting, and that the residual
+  nets go on improving with depth. What these runs show is decided by
+  `skiplab.experiments.verdict` (each pair of depths, seed by seed, against
+  the seed-to-seed spread), and the results file states that rule next to the
+  numbers; `skiplab.experiments.search` records every setting tried.
 - `lesion`: train a residual and a plain net, then delete each block in turn
   and measure held-out accuracy (Veit et al. 2016: residual nets behave like
   ensembles of shallower paths and survive the loss of one block; plain nets
@@ -18,20 +18,19 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from skiplab.data import load_dataset
 from skiplab.experiments.pool import run_many
+from skiplab.experiments.verdict import KINDS, Comparison, judge
 from skiplab.nn import SKIP_TYPES
 from skiplab.probes.lesion import lesion_study
 from skiplab.store import RunStore
 from skiplab.train.config import TrainConfig
 from skiplab.train.loop import train
 
-KINDS: tuple[str, ...] = ("plain", "res")
 FAMILIES: tuple[str, ...] = ("mlp", "conv", "conv1d")
 CONV1D_DEPTHS: tuple[int, ...] = (20, 56)
 CONV1D_WIDTHS: tuple[int, ...] = (16, 32)  # registered widths of the 1-D CIFAR nets (resnet1d20, resnet1d56w32)
@@ -111,87 +110,6 @@ class DegradationConfig:
         return {**asdict(self), "depths": list(self.depths), "seeds": list(self.seeds)}
 
 
-LOSS_FLOOR = 1e-8  # best training losses are clipped to [LOSS_FLOOR, 1 / LOSS_FLOOR] before their logarithm
-ERROR_FLOOR = 1e-4  # training errors likewise (1e-4 is below one example in 4,000)
-MIN_SEEDS = 3  # fewer seeds never call a difference
-SUMMARIES: tuple[str, ...] = ("deeper is worse", "deeper is better", "no measurable difference")
-
-
-def rule_text(alpha: float = 0.05) -> str:
-    """The comparison rule in words, as the results file and the page state it."""
-    return (
-        f"Deeper vs shallower net, paired by seed, on the logarithm of the best training loss (clipped to "
-        f"[{LOSS_FLOOR:g}, {1 / LOSS_FLOOR:g}]): 'deeper is worse' if the log-ratio is above 0 on every seed and its "
-        f"mean is more than t standard errors above 0, where t is Student's two-sided {1 - alpha:.0%} quantile with "
-        f"n-1 degrees of freedom (4.30 for 3 seeds); 'deeper is better' if below 0 on every seed and more than t "
-        f"standard errors below; otherwise 'no measurable difference'. At least {MIN_SEEDS} seeds are needed to call "
-        f"a difference. Training error is compared by the same rule (errors clipped at {ERROR_FLOOR:g})."
-    )
-
-
-def t_critical(n: int, alpha: float = 0.05) -> float:
-    """Student's t quantile 1 - alpha/2 with n-1 degrees of freedom (a two-sided paired test at level alpha)."""
-    from scipy.stats import t
-
-    return float(t.ppf(1 - alpha / 2, n - 1))
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """A shallower and a deeper net of one kind, compared seed by seed on a log scale (see `rule_text`)."""
-
-    kind: str  # plain | res
-    shallow: int
-    deep: int
-    outcomes: list[str]  # per seed: worse | same | better (the deeper net's value, against the shallower's)
-    deltas: list[float]  # per seed: deep − shallow (raw)
-    log_ratios: list[float]  # per seed: ln(deep / shallow), values clipped to [floor, 1 / floor]
-    mean_log_ratio: float
-    std_error: float | None  # of the mean log-ratio; None below 2 seeds
-    t_stat: float | None  # mean / std_error; None when std_error is None or 0
-    t_critical: float | None  # the threshold t must pass; None below MIN_SEEDS seeds
-    ratio: float  # exp(mean log-ratio): the deeper net's value as a multiple of the shallower's (geometric mean)
-    summary: str  # deeper is worse | deeper is better | no measurable difference
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def compare(
-    kind: str,
-    shallow: int,
-    deep: int,
-    shallow_values: list[float],
-    deep_values: list[float],
-    alpha: float = 0.05,
-    floor: float = LOSS_FLOOR,
-) -> Comparison:
-    """Decide worse / better / no measurable difference from the paired per-seed log-ratios (`rule_text`)."""
-    if len(shallow_values) != len(deep_values) or not shallow_values:
-        raise ValueError("compare needs one value per seed for both nets")
-
-    def clip(v: float) -> float:
-        return min(max(v, floor), 1 / floor) if math.isfinite(v) else 1 / floor
-
-    deltas = [d - s for s, d in zip(shallow_values, deep_values)]
-    logs = [math.log(clip(d)) - math.log(clip(s)) for s, d in zip(shallow_values, deep_values)]
-    outcomes = ["worse" if x > 0 else "better" if x < 0 else "same" for x in logs]
-    n = len(logs)
-    mean = sum(logs) / n
-    se = math.sqrt(sum((x - mean) ** 2 for x in logs) / (n - 1) / n) if n >= 2 else None
-    t_stat = mean / se if se else None
-    crit = t_critical(n, alpha) if n >= MIN_SEEDS else None
-    # |t| beyond the threshold; with a spread of exactly 0 any nonzero mean passes
-    passes = crit is not None and (abs(t_stat) > crit if t_stat is not None else mean != 0)
-    if passes and all(o == "worse" for o in outcomes):
-        summary = "deeper is worse"
-    elif passes and all(o == "better" for o in outcomes):
-        summary = "deeper is better"
-    else:
-        summary = "no measurable difference"
-    return Comparison(kind, shallow, deep, outcomes, deltas, logs, mean, se, t_stat, crit, math.exp(mean), summary)
-
-
 @dataclass(frozen=True)
 class DegradationRow:
     kind: str
@@ -227,47 +145,6 @@ class DegradationResult:
             "wall_seconds": self.wall_seconds,
             "runs": self.runs,
         }
-
-
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3g}"
-
-
-def _verdict(comparisons: list[Comparison], error_comparisons: list[Comparison]) -> str:
-    """One sentence per kind, e.g. "plain: deeper is worse (56 vs 20: best training loss x 5.1, ...)"."""
-    parts = []
-    for kind, label in (("plain", "plain"), ("res", "residual")):
-        pairs = [c for c in comparisons if c.kind == kind]
-        errors = {(c.shallow, c.deep): c for c in error_comparisons if c.kind == kind}
-        summary = pairs[0].summary if len({c.summary for c in pairs}) == 1 else "mixed across depths"
-        details = []
-        for c in pairs:
-            n = len(c.outcomes)
-            e = errors.get((c.shallow, c.deep))
-            details.append(
-                f"{c.deep} vs {c.shallow}: best training loss x {c.ratio:.3g} (geometric mean over {n} seeds), "
-                f"higher on {c.outcomes.count('worse')}/{n} seeds, lower on {c.outcomes.count('better')}/{n}, "
-                f"t = {_fmt(c.t_stat)} against {_fmt(c.t_critical)}"
-                + (f"; training error: {e.summary}" if e is not None else "")
-            )
-        parts.append(f"{label}: {summary} ({'; '.join(details)})")
-    return "; ".join(parts) + "."
-
-
-def judge(rows: list[dict], alpha: float = 0.05) -> dict:
-    """The comparisons, verdict and rule that a results file's rows (DegradationRow dicts) support."""
-    depths = sorted({r["depth"] for r in rows})
-    by = {(r["kind"], r["depth"]): r for r in rows}
-    pairs = [(kind, a, b) for kind in KINDS for a, b in zip(depths, depths[1:])]
-    loss = [
-        compare(k, a, b, by[k, a]["best_train_loss"], by[k, b]["best_train_loss"], alpha, LOSS_FLOOR)
-        for k, a, b in pairs
-    ]
-    error = [
-        compare(k, a, b, by[k, a]["final_train_error"], by[k, b]["final_train_error"], alpha, ERROR_FLOOR)
-        for k, a, b in pairs
-    ]
-    return {"comparisons": loss, "error_comparisons": error, "verdict": _verdict(loss, error), "rule": rule_text(alpha)}
 
 
 def degradation(
@@ -469,114 +346,3 @@ def lesion(
             }
         )
     return LesionExperiment(cfg, rows, runs, round(time.perf_counter() - t0, 2))
-
-
-# ---------------------------------------------------------------- degradation search
-
-
-def both_halves(comparisons: list[dict]) -> bool:
-    """He et al.'s whole claim at every pair of depths: plain deeper is worse AND residual deeper is better."""
-    plain = [c for c in comparisons if c["kind"] == "plain"]
-    res = [c for c in comparisons if c["kind"] == "res"]
-    return (
-        bool(plain and res)
-        and all(c["summary"] == "deeper is worse" for c in plain)
-        and all(c["summary"] == "deeper is better" for c in res)
-    )
-
-
-def setting_label(c: dict) -> str:
-    """A setting in a few words, e.g. "mnist1d conv1d w16, 30 epochs, lr 0.1, warm-up 9, batch 128, seeds 0,1,2"."""
-    return (
-        f"{c['data']} {c['family']} w{c['width']}, {c['epochs']} epochs, lr {c['lr']:g}, warm-up "
-        f"{c['warmup_epochs']:g}, batch {c['batch_size']}, seeds {','.join(map(str, c['seeds']))}"
-    )
-
-
-def search_entry(label: str, command: str, result: dict) -> dict:
-    """One setting of the search: what was run (command, config) and what the rule says about its runs."""
-    j = judge(result["rows"], result["config"].get("alpha", 0.05))
-    comparisons = [c.to_dict() for c in j["comparisons"]]
-    return {
-        "label": label,
-        "command": command,
-        "config": result["config"],
-        "rows": result["rows"],
-        "comparisons": comparisons,
-        "error_comparisons": [c.to_dict() for c in j["error_comparisons"]],
-        "verdict": j["verdict"],
-        "both_halves": both_halves(comparisons),
-        "wall_seconds": result.get("wall_seconds"),
-    }
-
-
-def search_record(entries: list[dict], runs: dict[str, dict], alpha: float = 0.05) -> dict:
-    """The search's results: every setting tried with its outcome, the finding in words, and all the runs."""
-    found = [e["label"] for e in entries if e["both_halves"]]
-    plain_only = [
-        e["label"]
-        for e in entries
-        if all(c["summary"] == "deeper is worse" for c in e["comparisons"] if c["kind"] == "plain")
-    ]
-    if found:
-        finding = (
-            f"Both halves of the claim (plain deeper is worse, residual deeper is better, on best training loss by "
-            f"the rule) show in: {'; '.join(found)}."
-        )
-    else:
-        residual = "; ".join(
-            f"{e['label']}: {c['summary']} ({c['deep']} vs {c['shallow']}, best loss x {c['ratio']:.3g})"
-            for e in entries
-            for c in e["comparisons"]
-            if c["kind"] == "res"
-        )
-        finding = (
-            f"No setting tried shows residual deeper better than residual shallower by the rule ({len(entries)} "
-            f"tried). Plain deeper is worse in: {'; '.join(plain_only) or 'none'}. Residual: {residual}. The "
-            f"paper's result on CIFAR-10 needs `skiplab train --preset he2015-cifar` with the CIFAR-10 binary release."
-        )
-    return {
-        "config": {"alpha": alpha, "threads": _threads(runs), "settings": [e["label"] for e in entries]},
-        "rule": rule_text(alpha),
-        "finding": finding,
-        "found": found,
-        "settings": entries,
-        "runs": runs,
-    }
-
-
-def _threads(runs: dict[str, dict]) -> int | None:
-    threads = {r["config"].get("threads") for r in runs.values()}
-    return threads.pop() if len(threads) == 1 else None
-
-
-def degradation_search(
-    settings: list[DegradationConfig],
-    *,
-    store: RunStore | None = None,
-    on_run: Callable[[str, dict], None] | None = None,
-    command_of: Callable[[DegradationConfig], str] | None = None,
-) -> dict:
-    """Run the degradation experiment for every setting and record each with its outcome."""
-    entries, runs = [], {}
-    for cfg in settings:
-        label = setting_label(cfg.to_dict())
-        result = degradation(cfg, store=store, on_run=on_run).to_dict()
-        entries.append(search_entry(label, command_of(cfg) if command_of else "", result))
-        runs.update({f"{label}/{name}": run for name, run in result["runs"].items()})
-    return search_record(entries, runs, settings[0].alpha if settings else 0.05)
-
-
-def assemble_search(files: list[dict], alpha: float = 0.05) -> dict:
-    """The search record from degradation results files (one per setting, each made by its recorded command)."""
-    entries, runs = [], {}
-    for data in files:
-        if data.get("name") != "degradation":
-            raise ValueError(f"a search is assembled from degradation results files; got {data.get('name')!r}")
-        c = data["config"]
-        label = setting_label(c)
-        if any(e["label"] == label for e in entries):
-            raise ValueError(f"setting {label!r} is given twice")
-        entries.append(search_entry(label, data["command"], {**data, "config": {**c, "alpha": alpha}}))
-        runs.update({f"{label}/{name}": run for name, run in data["runs"].items()})
-    return search_record(entries, runs, alpha)
