@@ -265,3 +265,17 @@ def test_the_runs_filter_accepts_every_status_the_store_records():
     from skiplab.web.routers.runs import RunsQuery
 
     assert set(typing.get_args(RunsQuery.model_fields["status"].annotation.__args__[0])) == set(STATUSES)
+
+
+def test_the_degradation_search_record_carries_every_setting_with_its_command_and_verdict(client):
+    from skiplab.experiments import both_halves, judge
+
+    data = client.get("/api/results/degradation-search").json()
+    assert data["rule"] and data["finding"] and data["settings"]
+    for s in data["settings"]:
+        assert s["command"].startswith("skiplab experiment degradation") and s["label"]
+        # The verdict shown is the rule's, recomputed here from the setting's own rows.
+        again = judge(s["rows"], s["config"].get("alpha", 0.05))
+        assert again["verdict"] == s["verdict"]
+        assert both_halves([c.to_dict() for c in again["comparisons"]]) == s["both_halves"]
+    assert data["found"] == [s["label"] for s in data["settings"] if s["both_halves"]]
