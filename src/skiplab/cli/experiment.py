@@ -63,6 +63,81 @@ def _on_run(quiet: bool):
     return report
 
 
+LABEL = {"plain": "plain", "res": "residual"}
+
+
+def _degradation_config(depths, seeds, family, data, epochs, lr, warmup, batch, width, alpha, workers):
+    """The experiment's config from the command's options (both degradation commands take the same ones)."""
+    return exp.DegradationConfig(
+        depths=parse_ints("--depths", depths),
+        seeds=parse_ints("--seeds", seeds),
+        family=family,
+        data=data,
+        epochs=epochs,
+        lr=lr,
+        warmup_epochs=warmup,
+        batch_size=batch,
+        width=width,
+        alpha=alpha,
+        workers=workers,
+    )
+
+
+def _print_degradation(cfg, result) -> None:
+    print_table(
+        f"degradation on {cfg.data}: best training loss per seed ({', '.join(map(str, cfg.seeds))}), "
+        f"{cfg.epochs} epochs, {result.wall_seconds:.0f} s",
+        ["net", "best train loss", "final train err", "final held-out err"],
+        [
+            [
+                f"{LABEL[r.kind]}-{r.depth}",
+                " ".join(fmt(v, 3) for v in r.best_train_loss),
+                " ".join(fmt(v, 3) for v in r.final_train_error),
+                " ".join(fmt(v, 3) for v in r.final_test_error),
+            ]
+            for r in result.rows
+        ],
+    )
+    print_table(
+        "deeper is better?",
+        ["net", "depths", "per seed", "loss ratio", "t", "verdict"],
+        [
+            [
+                LABEL[c.kind],
+                f"{c.deep} vs {c.shallow}",
+                " ".join(c.outcomes),
+                f"{c.ratio:.3g}",
+                f"{fmt(c.t_stat, 3)} (> {fmt(c.t_critical, 3)}?)",
+                c.summary,
+            ]
+            for c in result.comparisons
+        ],
+    )
+    console.print(result.verdict)
+    console.print(f"Rule: {result.rule}")
+
+
+def _print_search(record: dict) -> None:
+    print_table(
+        "degradation search: every setting tried",
+        ["setting", "net", "loss ratio deep/shallow", "t", "verdict", "both halves"],
+        [
+            [
+                e["label"],
+                LABEL[c["kind"]],
+                f"{c['ratio']:.3g}",
+                fmt(c["t_stat"], 3),
+                c["summary"],
+                str(e["both_halves"]),
+            ]
+            for e in record["settings"]
+            for c in e["comparisons"]
+        ],
+    )
+    console.print(record["finding"])
+    console.print(f"Rule: {record['rule']}")
+
+
 @experiment_app.command("degradation")
 def degradation_cmd(
     ctx: typer.Context,
@@ -92,56 +167,13 @@ def degradation_cmd(
 ) -> None:
     """Plain vs residual nets at two or more depths (digits or MNIST-1D): does deeper train worse?"""
     with user_errors():
-        cfg = exp.DegradationConfig(
-            depths=parse_ints("--depths", depths),
-            seeds=parse_ints("--seeds", seeds),
-            family=family,
-            data=data,
-            epochs=epochs,
-            lr=lr,
-            warmup_epochs=warmup,
-            batch_size=batch,
-            width=width,
-            alpha=alpha,
-            workers=workers,
-        )
+        cfg = _degradation_config(depths, seeds, family, data, epochs, lr, warmup, batch, width, alpha, workers)
         result = exp.degradation(cfg, store=open_store(store), on_run=_on_run(json_))
     _keep_results(ctx, "degradation", result.to_dict(), write_results_, results_out)
     if json_:
         print_json(result.to_dict())
         return
-    label = {"plain": "plain", "res": "residual"}
-    print_table(
-        f"degradation on {cfg.data}: best training loss per seed ({', '.join(map(str, cfg.seeds))}), "
-        f"{cfg.epochs} epochs, {result.wall_seconds:.0f} s",
-        ["net", "best train loss", "final train err", "final held-out err"],
-        [
-            [
-                f"{label[r.kind]}-{r.depth}",
-                " ".join(fmt(v, 3) for v in r.best_train_loss),
-                " ".join(fmt(v, 3) for v in r.final_train_error),
-                " ".join(fmt(v, 3) for v in r.final_test_error),
-            ]
-            for r in result.rows
-        ],
-    )
-    print_table(
-        "deeper is better?",
-        ["net", "depths", "per seed", "loss ratio", "t", "verdict"],
-        [
-            [
-                label[c.kind],
-                f"{c.deep} vs {c.shallow}",
-                " ".join(c.outcomes),
-                f"{c.ratio:.3g}",
-                f"{fmt(c.t_stat, 3)} (> {fmt(c.t_critical, 3)}?)",
-                c.summary,
-            ]
-            for c in result.comparisons
-        ],
-    )
-    console.print(result.verdict)
-    console.print(f"Rule: {result.rule}")
+    _print_degradation(cfg, result)
 
 
 @experiment_app.command("degradation-verdict")
@@ -230,19 +262,7 @@ def degradation_search_cmd(
             argv = ["experiment", "degradation-search", *[w for f in from_ for w in ("--from", str(f))]]
             argv += ["--alpha", f"{alpha:g}"]
         else:
-            base = exp.DegradationConfig(
-                depths=parse_ints("--depths", depths),
-                seeds=parse_ints("--seeds", seeds),
-                family=family,
-                data=data,
-                epochs=epochs,
-                lr=lr,
-                warmup_epochs=warmup,
-                batch_size=batch,
-                width=width,
-                alpha=alpha,
-                workers=workers,
-            )
+            base = _degradation_config(depths, seeds, family, data, epochs, lr, warmup, batch, width, alpha, workers)
             configs = [replace(base, **changes).validate() for changes in parse_settings(settings)]
             if not configs:
                 raise ValueError("--settings names no setting")
@@ -257,25 +277,7 @@ def degradation_search_cmd(
     if json_:
         print_json({k: v for k, v in record.items() if k != "runs"})
         return
-    label = {"plain": "plain", "res": "residual"}
-    print_table(
-        "degradation search: every setting tried",
-        ["setting", "net", "loss ratio deep/shallow", "t", "verdict", "both halves"],
-        [
-            [
-                e["label"],
-                label[c["kind"]],
-                f"{c['ratio']:.3g}",
-                fmt(c["t_stat"], 3),
-                c["summary"],
-                str(e["both_halves"]),
-            ]
-            for e in record["settings"]
-            for c in e["comparisons"]
-        ],
-    )
-    console.print(record["finding"])
-    console.print(f"Rule: {record['rule']}")
+    _print_search(record)
 
 
 @experiment_app.command("skip-types")
