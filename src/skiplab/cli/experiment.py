@@ -63,6 +63,24 @@ def _on_run(quiet: bool):
     return report
 
 
+# The options both degradation commands take (each command gives its own defaults).
+DepthsOpt = Annotated[str, typer.Option(help="Comma-separated depths.")]
+SeedsOpt = Annotated[str, typer.Option(help="Comma-separated seeds.")]
+DataOpt = Annotated[str, typer.Option(help="digits | mnist1d.")]
+EpochsOpt = Annotated[int, typer.Option()]
+LrOpt = Annotated[float, typer.Option()]
+WarmupOpt = Annotated[float, typer.Option()]
+BatchOpt = Annotated[int, typer.Option("--batch")]
+WidthOpt = Annotated[int, typer.Option()]
+AlphaOpt = Annotated[float, typer.Option(help="Level of the paired t-test the verdict uses.")]
+WorkersOpt = Annotated[int, typer.Option(help="Runs trained at once (processes).")]
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be a number between 0 and 1 (exclusive); got {alpha!r}")
+
+
 LABEL = {"plain": "plain", "res": "residual"}
 
 
@@ -141,25 +159,25 @@ def _print_search(record: dict) -> None:
 @experiment_app.command("degradation")
 def degradation_cmd(
     ctx: typer.Context,
-    depths: Annotated[str, typer.Option(help="Comma-separated depths.")] = ",".join(
+    depths: DepthsOpt = ",".join(
         map(str, exp.DegradationConfig.depths)
     ),
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = ",".join(
+    seeds: SeedsOpt = ",".join(
         map(str, exp.DegradationConfig.seeds)
     ),
     family: Annotated[str, typer.Option(help="mlp | conv | conv1d (with --data mnist1d).")] = (
         exp.DegradationConfig.family
     ),
-    data: Annotated[str, typer.Option(help="digits | mnist1d.")] = exp.DegradationConfig.data,
-    epochs: Annotated[int, typer.Option()] = exp.DegradationConfig.epochs,
-    lr: Annotated[float, typer.Option()] = exp.DegradationConfig.lr,
-    warmup: Annotated[float, typer.Option()] = exp.DegradationConfig.warmup_epochs,
-    batch: Annotated[int, typer.Option("--batch")] = exp.DegradationConfig.batch_size,
-    width: Annotated[int, typer.Option()] = exp.DegradationConfig.width,
-    alpha: Annotated[float, typer.Option(help="Level of the paired t-test the verdict uses.")] = (
+    data: DataOpt = exp.DegradationConfig.data,
+    epochs: EpochsOpt = exp.DegradationConfig.epochs,
+    lr: LrOpt = exp.DegradationConfig.lr,
+    warmup: WarmupOpt = exp.DegradationConfig.warmup_epochs,
+    batch: BatchOpt = exp.DegradationConfig.batch_size,
+    width: WidthOpt = exp.DegradationConfig.width,
+    alpha: AlphaOpt = (
         exp.DegradationConfig.alpha
     ),
-    workers: Annotated[int, typer.Option(help="Runs trained at once (processes).")] = exp.DegradationConfig.workers,
+    workers: WorkersOpt = exp.DegradationConfig.workers,
     store: StoreOpt = DEFAULT_STORE,
     write_results_: WriteOpt = False,
     results_out: OutOpt = None,
@@ -181,14 +199,13 @@ def degradation_verdict_cmd(
     results: Annotated[
         Path | None, typer.Option(help="A degradation results file (default: the shipped one), rewritten in place.")
     ] = None,
-    alpha: Annotated[float, typer.Option(help="Level of the paired t-test the verdict uses.")] = (
+    alpha: AlphaOpt = (
         exp.DegradationConfig.alpha
     ),
 ) -> None:
     """Recompute a degradation results file's verdict from its stored runs by the current rule (no training)."""
     with user_errors():
-        if not 0 < alpha < 1:
-            raise ValueError(f"alpha must be a number between 0 and 1 (exclusive); got {alpha!r}")
+        _check_alpha(alpha)
         path = results if results is not None else shipped_path("degradation")
         data = json.loads(Path(path).read_text())
         argv = ["experiment", "degradation-verdict", "--alpha", f"{alpha:g}"]
@@ -236,17 +253,17 @@ def degradation_search_cmd(
         list[Path] | None,
         typer.Option("--from", help="Assemble the record from these degradation results files instead of training."),
     ] = None,
-    depths: Annotated[str, typer.Option(help="Comma-separated depths.")] = "20,56",
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
+    depths: DepthsOpt = "20,56",
+    seeds: SeedsOpt = "0,1,2",
     family: Annotated[str, typer.Option(help="mlp | conv | conv1d.")] = "conv1d",
-    data: Annotated[str, typer.Option(help="digits | mnist1d.")] = "mnist1d",
-    epochs: Annotated[int, typer.Option()] = 30,
-    lr: Annotated[float, typer.Option()] = 0.1,
-    warmup: Annotated[float, typer.Option()] = 9.0,
-    batch: Annotated[int, typer.Option("--batch")] = 128,
-    width: Annotated[int, typer.Option()] = 16,
-    alpha: Annotated[float, typer.Option(help="Level of the paired t-test the verdict uses.")] = 0.05,
-    workers: Annotated[int, typer.Option(help="Runs trained at once (processes).")] = 1,
+    data: DataOpt = "mnist1d",
+    epochs: EpochsOpt = 30,
+    lr: LrOpt = 0.1,
+    warmup: WarmupOpt = 9.0,
+    batch: BatchOpt = 128,
+    width: WidthOpt = 16,
+    alpha: AlphaOpt = 0.05,
+    workers: WorkersOpt = 1,
     store: StoreOpt = DEFAULT_STORE,
     write_results_: WriteOpt = False,
     results_out: OutOpt = None,
@@ -255,8 +272,7 @@ def degradation_search_cmd(
     """Search for a setting where plain deeper is worse AND residual deeper is better; record every try."""
     with user_errors():
         if from_:
-            if not 0 < alpha < 1:
-                raise ValueError(f"alpha must be a number between 0 and 1 (exclusive); got {alpha!r}")
+            _check_alpha(alpha)
             files = [json.loads(Path(f).read_text()) for f in from_]
             record = exp.assemble_search(files, alpha)
             argv = ["experiment", "degradation-search", *[w for f in from_ for w in ("--from", str(f))]]
