@@ -4,6 +4,7 @@ import pytest
 
 from skiplab import experiments as exp
 from skiplab.store import RunStore
+from skiplab.train.checkpoint import load_checkpoint
 
 
 @pytest.mark.parametrize(
@@ -88,6 +89,18 @@ def test_tiny_degradation_stores_every_run_and_its_verdict_matches_the_rows(tmp_
     assert result.rule == exp.rule_text(cfg.alpha)
     assert exp.judge([r.to_dict() for r in result.rows], cfg.alpha)["verdict"] == result.verdict
     assert result.to_dict()["config"]["seeds"] == [0, 1]
+
+
+def test_a_degradation_keeps_each_run_folder_and_a_longer_rerun_continues_it(tmp_path):
+    cfg = exp.DegradationConfig(depths=(2, 6), seeds=(0,), epochs=1, width=8, workers=1)
+    exp.degradation(cfg, run_root=tmp_path / "runs")
+    names = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    assert names == ["plain2-s0", "plain6-s0", "res2-s0", "res6-s0"]
+    assert load_checkpoint(tmp_path / "runs" / "res6-s0").epoch == 1
+    longer = exp.DegradationConfig(**{**cfg.to_dict(), "epochs": 2})
+    again = exp.degradation(longer, run_root=tmp_path / "runs")
+    assert all(r["resumed_from"] == 1 and len(r["epochs"]) == 2 for r in again.runs.values())
+    assert load_checkpoint(tmp_path / "runs" / "res6-s0").epoch == 2
 
 
 @pytest.mark.parametrize(

@@ -179,6 +179,10 @@ def degradation_cmd(
     ),
     workers: WorkersOpt = exp.DegradationConfig.workers,
     store: StoreOpt = DEFAULT_STORE,
+    runs_dir: Annotated[
+        Path | None,
+        typer.Option(help="Keep each run's checkpoints here (one folder per run); rerun to continue them."),
+    ] = None,
     write_results_: WriteOpt = False,
     results_out: OutOpt = None,
     json_: JsonOpt = False,
@@ -186,7 +190,7 @@ def degradation_cmd(
     """Plain vs residual nets at two or more depths (digits or MNIST-1D): does deeper train worse?"""
     with user_errors():
         cfg = _degradation_config(depths, seeds, family, data, epochs, lr, warmup, batch, width, alpha, workers)
-        result = exp.degradation(cfg, store=open_store(store), on_run=_on_run(json_))
+        result = exp.degradation(cfg, store=open_store(store), on_run=_on_run(json_), run_root=runs_dir)
     _keep_results(ctx, "degradation", result.to_dict(), write_results_, results_out)
     if json_:
         print_json(result.to_dict())

@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from skiplab.data import load_dataset
 from skiplab.experiments.pool import run_many
@@ -152,8 +153,13 @@ def degradation(
     *,
     store: RunStore | None = None,
     on_run: Callable[[str, dict], None] | None = None,
+    run_root: str | Path | None = None,
 ) -> DegradationResult:
-    """Train plain and residual nets at every depth and seed (in parallel), compare best training losses."""
+    """Train plain and residual nets at every depth and seed (in parallel), compare best training losses.
+
+    run_root: keep every run's checkpoint folder there (run_root/<kind><depth>-s<seed>); a second call
+    with the same folder continues each run from its last checkpoint instead of starting over.
+    """
     # Deepest first: the longest runs start at once, so the pool does not end waiting on one of them.
     jobs = [
         (f"{kind}{depth}-s{seed}", cfg.train_config(kind, depth, seed))
@@ -162,7 +168,7 @@ def degradation(
         for kind in KINDS
     ]
     t0 = time.perf_counter()
-    runs = run_many(jobs, workers=cfg.workers, store=store, on_run=on_run)
+    runs = run_many(jobs, workers=cfg.workers, store=store, on_run=on_run, run_root=run_root)
     wall = time.perf_counter() - t0
     rows = []
     for kind in KINDS:
