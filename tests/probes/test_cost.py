@@ -72,6 +72,33 @@ def test_skip_types_side_by_side():
         assert r.grad_summary["count"] == 4
 
 
+def test_skip_type_ratings_follow_from_the_numbers_by_the_stated_rule():
+    from skiplab.probes.skip_types import compare_skip_types, rate_cost, rate_gradient
+
+    assert [rate_cost(v, 100) for v in (90, 100, 120, 190, 500)] == [
+        "less", "none extra", "a little more", "more", "much more"
+    ]
+    assert rate_gradient(1.0) == rate_gradient(2.9) == rate_gradient(0.34) == "steady"
+    assert rate_gradient(50.0) == "grows towards the input" and rate_gradient(0.05) == "fades towards the input"
+    assert rate_gradient(1e4) == "explodes towards the input" and rate_gradient(1e-4) == "vanishes towards the input"
+    assert rate_gradient(None) == rate_gradient(float("nan")) == "not finite"
+
+    table = compare_skip_types(depth=6, width=8, size=6, batch=4)
+    rows = {r.skip: r for r in table.rows}
+    assert table.baseline == "none" and "1.25x" in table.rating_rule and "100x" in table.rating_rule
+    for r in table.rows:
+        assert r.ratings == {
+            "params": rate_cost(r.params, rows["none"].params),
+            "memory": rate_cost(r.activation_bytes_per_example, rows["none"].activation_bytes_per_example),
+            "gradient": rate_gradient(r.grad_summary["first_last_ratio"]),
+        }
+    assert rows["identity"].ratings["params"] == "none extra"
+    assert rows["dense"].ratings["params"] == "much more"  # concatenation grows every layer's input
+    # without a plain row the first type measured is the baseline, and the rule names it
+    only = compare_skip_types(depth=2, width=4, size=4, batch=2, skips=("identity", "dense"))
+    assert only.baseline == "identity" and "identity stack" in only.rating_rule
+
+
 def test_skip_types_bad_options():
     from skiplab.probes.skip_types import compare_skip_types
 

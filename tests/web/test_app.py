@@ -156,7 +156,8 @@ def test_anatomy_scale_changes_the_branch_not_the_shortcut(client):
 def test_skip_types_lists_all_six_with_formulas(client):
     rows = client.get("/api/skip-types", params={"depth": 2, "width": 8}).json()["rows"]
     assert {r["skip"] for r in rows} == {"identity", "projection", "dense", "highway", "se", "none"}
-    assert all(r["formula_mathml"].startswith("<math") and r["when"] for r in rows)
+    assert all(r["formula_mathml"].startswith("<math") and r["when"] and r["used_in"] for r in rows)
+    assert all(set(r["ratings"]) == {"params", "memory", "gradient"} for r in rows)
 
 
 class GoneClient:

@@ -174,7 +174,11 @@ def test_skip_types_table_follows_depth(page, session):
     before = number(dense.inner_text())
     operate(page, "types", "depth", 12)
     assert number(dense.inner_text()) > before  # a deeper dense stack has more parameters
-    assert page.locator("#w-types tr[data-skip=identity] math").count() == 1
+    card = page.locator("#w-types .type-card[data-skip=dense]")
+    assert card.locator("math").count() == 1 and "DenseNet" in card.inner_text()
+    assert card.locator("[data-rating=params]").inner_text() == "much more"
+    assert page.locator("#w-types .type-card").count() == 6
+    assert "1.25x" in page.inner_text("#w-types [data-role=rule]")
     shot(session, "types")
 
 

@@ -9,7 +9,7 @@ each a real conv stack measured by `skiplab.probes.cost` on one training step.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from skiplab.nn.models import SKIP_TYPES
 from skiplab.nn.stacks import StackConfig
@@ -28,6 +28,7 @@ class SkipTypeRow:
     peak_bytes: int  # one forward+backward of the batch
     grad_norms: tuple[float, ...]  # |dL/d(block input)| per block, input to output
     grad_summary: dict  # FlowSummary.to_dict() of grad_norms
+    ratings: dict[str, str]  # params, memory, gradient: in words, by RATING_RULE from the numbers above
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class SkipTypeComparison(Tabular):
     input_shape: tuple[int, ...]
     batch: int
     rows: tuple[SkipTypeRow, ...]
+    baseline: str  # the row params and memory are rated against
+    rating_rule: str
 
     _plot_x = "skip"
     _plot_y = ("flops_per_example", "activation_bytes_per_example", "peak_bytes")
@@ -48,6 +51,55 @@ class SkipTypeComparison(Tabular):
 
 
 COMPARED_SKIPS: tuple[str, ...] = ("identity", "projection", "dense", "highway", "se", "none")
+
+# Cost ratios against the baseline at which the words change, and the first/last gradient ratio beyond which
+# the gradient is said to change on its way down (within STEADY either way it is "steady").
+COST_WORDS: tuple[tuple[float, str], ...] = ((1.0, "none extra"), (1.25, "a little more"), (2.0, "more"))
+COST_MANY = "much more"
+STEADY, EXTREME = 3.0, 100.0
+RATING_RULE = (
+    "Parameters and activation memory are rated by their ratio to the {baseline} stack's: equal is 'none extra', "
+    "up to 1.25x 'a little more', up to 2x 'more', beyond that 'much more'. The gradient is rated by the ratio "
+    "of its norm at the first block to the last (first / last): within 3x either way 'steady'; up to 100x "
+    "'grows towards the input' or 'fades towards the input'; beyond 100x 'explodes' or 'vanishes'."
+)
+
+
+def rate_cost(value: float, base: float) -> str:
+    ratio = value / base if base else float("inf")
+    if ratio < 1.0:
+        return "less"
+    for bound, word in COST_WORDS:
+        if ratio <= bound:
+            return word
+    return COST_MANY
+
+
+def rate_gradient(first_last: float | None) -> str:
+    """first_last: gradient norm at the first block's input over the last block's (None: not finite)."""
+    if first_last is None or not first_last > 0:
+        return "not finite"
+    if 1 / STEADY <= first_last <= STEADY:
+        return "steady"
+    if first_last > EXTREME:
+        return "explodes towards the input"
+    if first_last < 1 / EXTREME:
+        return "vanishes towards the input"
+    return "grows towards the input" if first_last > 1 else "fades towards the input"
+
+
+def _rated(rows: list[SkipTypeRow]) -> tuple[str, list[SkipTypeRow]]:
+    """The rows with their ratings, and the baseline they were rated against (the plain stack if measured)."""
+    base = next((r for r in rows if r.skip == "none"), rows[0])
+    out = []
+    for r in rows:
+        ratings = {
+            "params": rate_cost(r.params, base.params),
+            "memory": rate_cost(r.activation_bytes_per_example, base.activation_bytes_per_example),
+            "gradient": rate_gradient(r.grad_summary.get("first_last_ratio")),
+        }
+        out.append(replace(r, ratings=ratings))
+    return base.skip, out
 SKIP_TYPES_SIZE = 8  # height and width of the synthetic images compare_skip_types measures on
 SKIP_TYPES_BATCH = 8
 
@@ -121,6 +173,9 @@ def compare_skip_types(
                 peak_bytes=peak,
                 grad_norms=tuple(la.input_grad_norm for la in flow.layers),
                 grad_summary=flow.summary.to_dict(),
+                ratings={},
             )
         )
-    return SkipTypeComparison(depth, width, (3, size, size), batch, tuple(rows))
+    baseline, rows = _rated(rows)
+    rule = RATING_RULE.format(baseline="plain (none)" if baseline == "none" else baseline)
+    return SkipTypeComparison(depth, width, (3, size, size), batch, tuple(rows), baseline, rule)

@@ -18,26 +18,38 @@ from skiplab.web.schemas import FlowSummaryOut
 
 router = APIRouter(tags=["skip types"])
 
-# skip → (formula in LaTeX, when to use it). Prose, not numbers: the numbers come from the probe.
-ABOUT: dict[str, tuple[str, str]] = {
-    "identity": (r"y = \mathcal{F}(x) + x", "The default wherever shapes match: free, and the cleanest gradient path."),
+# skip → (formula in LaTeX, when to use it, where it is used). Prose and citations, not numbers: the numbers
+# and the ratings in words come from the probe.
+ABOUT: dict[str, tuple[str, str, str]] = {
+    "identity": (
+        r"y = \mathcal{F}(x) + x",
+        "The default wherever shapes match: no parameters, and the gradient reaches earlier blocks directly.",
+        "ResNet, ResNeXt, Transformers",
+    ),
     "projection": (
         r"y = \mathcal{F}(x) + W_s x",
-        "Where channels or resolution change; used everywhere it only adds parameters (He et al.: little gain).",
+        "Where channels or resolution change. Used on every block it only adds parameters and memory "
+        "(He et al. 2015: option C gained little over B) and gives up the clean gradient path.",
+        "ResNet (downsampling blocks), ResNeXt",
     ),
     "dense": (
         r"x_l = H_l([x_0, \ldots, x_{l-1}])",
-        "Feature reuse with few parameters per layer; pay in memory — keep blocks short, use transitions.",
+        "Feature reuse by concatenation: each layer stays narrow, but the inputs grow with depth, so "
+        "parameters and memory grow fastest of all; keep blocks short, with transition layers between.",
+        "DenseNet, DenseASPP",
     ),
     "highway": (
         r"y = T(x) H(x) + (1 - T(x))\, x",
-        "A learned gate on the carry; historically first. Gates cost parameters and can close the highway.",
+        "A learned gate on the carry; historically first. The gate doubles the block's weights and can "
+        "close the highway.",
+        "Highway Networks, early LSTMs",
     ),
     "se": (
         r"y = x + s \odot \mathcal{F}(x)",
-        "Cheap channel attention on the residual branch; a small, reliable accuracy gain in ResNets.",
+        "Channel attention on the residual branch for a few extra parameters; a small, reliable gain in ResNets.",
+        "SENet, EfficientNet",
     ),
-    "none": (r"y = \mathcal{F}(x)", "The plain baseline: fine when shallow, degrades when deep."),
+    "none": (r"y = \mathcal{F}(x)", "The plain baseline: fine when shallow, degrades when deep.", "VGG, AlexNet"),
 }
 
 
@@ -54,6 +66,8 @@ class SkipTypeRowOut(BaseModel):
     skip: str
     formula_mathml: str = Field(description="The block's formula, as MathML.")
     when: str = Field(description="When to use it.")
+    used_in: str = Field(description="Architectures that use it.")
+    ratings: dict[str, str] = Field(description="params, memory, gradient in words, by the response's rating_rule.")
     params: int
     flops_per_example: int
     activation_bytes_per_example: int
@@ -68,14 +82,16 @@ class SkipTypesOut(BaseModel):
     input_shape: list[int]
     batch: int
     rows: list[SkipTypeRowOut]
+    baseline: str = Field(description="The skip type parameters and memory are rated against.")
+    rating_rule: str
 
 
 def skip_types(q: SkipTypesQuery) -> SkipTypesOut:
     d = compare_skip_types(depth=q.depth, width=q.width).to_dict()
     rows = []
     for row in d["rows"]:
-        formula, when = ABOUT[row["skip"]]
-        rows.append(SkipTypeRowOut(**row, formula_mathml=str(tex(formula)), when=when))
+        formula, when, used_in = ABOUT[row["skip"]]
+        rows.append(SkipTypeRowOut(**row, formula_mathml=str(tex(formula)), when=when, used_in=used_in))
     return SkipTypesOut(**{**d, "rows": rows})
 
 
