@@ -17,6 +17,7 @@ from skiplab.cli.common import (
     print_table,
     user_errors,
 )
+from skiplab.cli.probe_transformer import transformer_cmd
 from skiplab.nn import StackConfig, get_spec
 from skiplab.probes.anatomy import block_anatomy
 from skiplab.probes.bypass import bypass_metrics
@@ -28,6 +29,7 @@ from skiplab.probes.skip_types import compare_skip_types
 from skiplab.train.trained import load_trained
 
 app = typer.Typer(help="Measure what skip connections do, on real networks.", no_args_is_help=True)
+app.command("transformer")(transformer_cmd)
 
 SeedOpt = Annotated[int, typer.Option(help="Seed of the network's initialisation and of the synthetic batch.")]
 
