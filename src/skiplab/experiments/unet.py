@@ -257,3 +257,10 @@ def live_pair(
         return "completed", f"{cfg.epochs} epoch(s) of each net, seed {cfg.seed}"
     finally:
         torch.set_num_threads(previous)
+
+
+def live_config(shipped: dict | None, seed: int, epochs: int) -> SegmentConfig:
+    """The live pair's recipe: the shipped runs' (`shipped`, a results file's config; None: the defaults) for
+    `seed` and `epochs`, on one torch thread, so that a live run can be set beside the stored ones."""
+    cfg = UNetConfig.from_dict({**shipped, "seeds": (seed,)}) if shipped else UNetConfig(seeds=(seed,))
+    return cfg.segment_config(True, seed).replace(epochs=epochs, threads=1)

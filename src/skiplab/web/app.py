@@ -25,7 +25,7 @@ from skiplab.web.article import STATIC_DIR, plotly_js_path, plotly_js_version, r
 from skiplab.web.deps import ComputeEngine
 from skiplab.web.jobs import JobManager
 from skiplab.web.limits import WorkerPool
-from skiplab.web.routers import anatomy, bypass, gradflow, jobs, pages, paths, pitfalls, results, runs, skip_types
+from skiplab.web.routers import anatomy, bypass, gradflow, jobs, pages, paths, pitfalls, results, runs, skip_types, unet
 from skiplab.web.security import BodyLimitMiddleware, GuardMiddleware, allowed_host_names
 from skiplab.web.settings import WebSettings
 
@@ -158,7 +158,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.add_middleware(GuardMiddleware, allowed_hosts=allowed_host_names(settings.host, settings.allowed_hosts))
     app.include_router(pages.router)
     app.include_router(pages.plotly_route(plotly_url, str(plotly_js_path()), settings.static_max_age_s))
-    for module in (bypass, anatomy, gradflow, skip_types, paths, pitfalls, results, jobs, runs):
+    for module in (bypass, anatomy, gradflow, skip_types, paths, pitfalls, results, jobs, runs, unet):
         app.include_router(module.router, prefix="/api")
     app.mount(static_url, CachedStatic(directory=STATIC_DIR, max_age=settings.static_max_age_s), name="static")
     app.state.article_html = render_article(static_url, plotly_url, app.openapi())

@@ -31,7 +31,8 @@ import skiplab.web.routers.gradflow
 import skiplab.web.routers.jobs
 import skiplab.web.routers.paths
 import skiplab.web.routers.pitfalls
-import skiplab.web.routers.skip_types  # noqa: F401
+import skiplab.web.routers.skip_types
+import skiplab.web.routers.unet  # noqa: F401
 from skiplab.probes.common import tuned
 
 

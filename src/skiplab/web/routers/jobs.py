@@ -8,7 +8,9 @@ epoch is streamed as an `epoch` event and the end as an `end` event.
 `GET /api/jobs` lists every job the server remembers, so a client whose 202
 reply was lost can find its job; `DELETE /api/jobs/{id}`
 cancels it and forgets it (a later GET answers 404), while `POST .../cancel`
-stops it and keeps it readable.
+stops it and keeps it readable. A U-Net pair (`POST /api/unet/jobs`,
+`skiplab.web.routers.unet`) is a job of the same manager: both kinds share its
+slots, and these endpoints list, stream and cancel either.
 """
 
 from __future__ import annotations
@@ -60,12 +62,27 @@ class JobRequest(BaseModel):
     seed: JsonInt = Field(0, ge=0, le=2**31 - 1)
 
 
+class UNetJobRequest(BaseModel):
+    """A live U-Net pair (`POST /api/unet/jobs`): with and without long skips, the shipped runs' recipe."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["unet"] = Field("unet", description="Tells a U-Net pair's spec from a digits net's.")
+    seed: JsonInt = Field(0, ge=0, le=2**31 - 1, description="Initial weights and batch order of both nets.")
+    epochs: JsonInt = Field(12, ge=1, le=30, description="Epochs of each net (the server may bound this lower).")
+
+
+JobSpec = JobRequest | UNetJobRequest  # what a job was asked to train
+
+
 class JobOut(BaseModel):
     id: str
-    spec: JobRequest
+    spec: JobSpec
     status: Literal["queued", "running", "completed", "stopped", "diverged", "failed"]
     message: str
-    epochs: list[dict] = Field(description="Per-epoch metrics as the trainer reports them (EpochMetrics).")
+    epochs: list[dict] = Field(
+        description="Per-epoch metrics as the trainer reports them (EpochMetrics; a U-Net pair: one per net and epoch)."
+    )
     cancel_requested: bool
 
 
@@ -73,7 +90,7 @@ class JobSummary(BaseModel):
     """A job as the list shows it: enough to recognise one's own and cancel it."""
 
     id: str
-    spec: JobRequest
+    spec: JobSpec
     status: Literal["queued", "running", "completed", "stopped", "diverged", "failed"]
     message: str
 
@@ -120,26 +137,30 @@ def train_in_process(conn: Connection, cfg: TrainConfig, store_path: str | None,
 
 
 def training_work(req: JobRequest, store: RunStore | None = None, max_s: float = float("inf"), grace_s: float = 2.0):
-    """The job's work: the degradation recipe on a plain or residual conv net, trained in a process of its own.
-
-    Training is heavy work: in its own process it never competes with the server's event loop for the
-    interpreter. The job's thread in the server relays the process's epochs and asks it to stop when the
-    job is cancelled; a process that has not stopped `grace_s` after that is killed.
-    """
+    """The job's work: the degradation recipe on a plain or residual conv net, trained in a process of its own."""
     kind = "res" if req.skip == "identity" else "plain"
     # One torch thread: the widgets' probes keep the other core while a job trains.
     cfg = (
         DegradationConfig().train_config(kind, req.depth, req.seed).replace(epochs=req.epochs, device="cpu", threads=1)
     )
     store_path = str(store.path) if store is not None else None
+    return process_work(train_in_process, (cfg, store_path), max_s, grace_s)
+
+
+def process_work(target, args: tuple, max_s: float, grace_s: float):
+    """A job's work that runs `target(conn, *args, stop, max_s)` in a process of its own and relays its messages.
+
+    Training is heavy work: in its own process it never competes with the server's event loop for the
+    interpreter. The process sends `("epoch", metrics)` per result and `("end", status, message)` last; the
+    job's thread in the server relays them and asks the process to stop (sets `stop`) when the job is
+    cancelled; a process that has not stopped `grace_s` after that is killed.
+    """
 
     def work(on_epoch, cancelled) -> tuple[str, str]:
         ctx = fork_context()
         reader, writer = ctx.Pipe(duplex=False)
         stop = ctx.Event()
-        process = ctx.Process(
-            target=train_in_process, args=(writer, cfg, store_path, stop, max_s), name="skiplab-job", daemon=True
-        )
+        process = ctx.Process(target=target, args=(writer, *args, stop, max_s), name="skiplab-job", daemon=True)
         process.start()
         writer.close()
         stop_asked = None
