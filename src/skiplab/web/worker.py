@@ -32,6 +32,7 @@ import skiplab.web.routers.jobs
 import skiplab.web.routers.paths
 import skiplab.web.routers.pitfalls
 import skiplab.web.routers.skip_types
+import skiplab.web.routers.transformer
 import skiplab.web.routers.unet  # noqa: F401
 from skiplab.probes.common import tuned
 
