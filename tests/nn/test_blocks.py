@@ -84,7 +84,7 @@ def test_plain_block_has_no_shortcut():
     net = cifar_resnet(20, plain=True)
     blocks = [b for _, b in net.named_blocks()]
     assert all(isinstance(b.shortcut, NoShortcut) for b in blocks)
-    assert set(SHORTCUT_KINDS) == {"identity", "zeropad", "projection", "none"}
+    assert set(SHORTCUT_KINDS) == {"identity", "zeropad", "projection", "none", "pool"}
 
 
 def test_highway_gate_starts_closed():

@@ -41,7 +41,8 @@ def test_article_has_every_section_and_server_side_math(client):
     assert "\\mathcal" not in html  # no LaTeX left unconverted
     # Nothing on the page points outside the server.
     assert not re.search(r'(src|href)="(https?:)?//', html)
-    for widget in ("bypass", "anatomy", "gradflow", "degradation", "types", "ensemble", "shortcut", "preact", "dense"):
+    widgets = ("bypass", "anatomy", "gradflow", "degradation", "imagenet", "types", "ensemble", "shortcut", "preact")
+    for widget in (*widgets, "dense"):
         assert f'data-widget="{widget}"' in html
 
 
@@ -245,6 +246,28 @@ def test_stored_lesion_study_has_a_residual_and_a_plain_net(client):
     assert kinds == {"res", "plain"}
     for s in data["studies"]:
         assert s["blocks"] and all(b["accuracy"] is None or 0 <= b["accuracy"] <= 1 for b in s["blocks"])
+
+
+def test_stored_imagenet_costs_are_the_zoo_measured_beside_published_errors(client):
+    data = client.get("/api/results/imagenet").json()
+    assert data["provenance"]["command"].startswith("skiplab experiment imagenet-costs")
+    rows = data["rows"]
+    assert [r["name"] for r in rows] == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
+    assert all(r["source"].startswith("He et al. 2015") for r in rows)
+    assert rows[0]["params"] == 11_689_512 and rows[-1]["params"] == 60_192_808  # torchvision's counts
+    at = {(p["name"], p["resolution"]): p["activation_bytes_per_example"] for p in data["memory"]}
+    assert at["densenet121", 224] > at["resnet50", 224]  # a third of the parameters, more memory
+    assert at["densenet121", 224] > 40 * at["densenet121", 32]  # grows with the area (49x the pixels)
+
+
+def test_shipped_imagenet_costs_are_what_the_library_measures_now():
+    from skiplab.experiments.results import load_results
+    from skiplab.experiments.zoo import zoo_costs
+
+    shipped = load_results("imagenet")
+    again = zoo_costs(("resnet18",), ("densenet121",), (32,)).to_dict()
+    assert again["rows"][0] == shipped["rows"][0]
+    assert again["memory"][0] == next(p for p in shipped["memory"] if p["name"] == "densenet121")
 
 
 def test_vendored_plotly_is_the_recorded_bundle():

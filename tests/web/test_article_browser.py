@@ -198,6 +198,21 @@ def test_shape_mismatch_pitfall_and_its_fix(page, session):
     text = page.inner_text("#w-shortcut [data-role=outcome]")
     assert "built a projection shortcut" in text and "Conv2d(16, 32" in text
     shot(session, "shortcut")
+    operate(page, "shortcut", "shortcut", "pool")
+    text = page.inner_text("#w-shortcut [data-role=outcome]")
+    assert "built a pool shortcut" in text and "PoolPad" in text and "0 parameters" in text
+    shot(session, "shortcut", "shortcut-pool")
+
+
+def test_imagenet_table_shows_the_zoo_measured_beside_published_errors(page, session):
+    rows = page.locator("#w-imagenet tbody tr")
+    assert rows.count() == 5
+    assert rows.nth(0).locator("th").inner_text() == "ResNet-18"
+    assert rows.nth(4).locator("td").nth(1).inner_text() == "60.19M"  # parameters, counted on the zoo's net
+    assert "21.43 %" in rows.nth(4).inner_text()
+    assert "He et al. 2015" in page.inner_text("#w-imagenet [data-role=provenance]")
+    assert page.locator("#w-imagenet form").is_hidden()
+    shot(session, "imagenet")
 
 
 def test_pre_activation_and_dense_memory_pitfalls(page, session):
@@ -212,6 +227,9 @@ def test_pre_activation_and_dense_memory_pitfalls(page, session):
     operate(page, "dense", "width", 32)
     big = chart_y(page, "dense")
     assert big[-1] > small[-1] and big == sorted(big)
+    dense121, resnet50 = (chart_y(page, "dense", role="resolution", trace=t) for t in (0, 1))
+    assert dense121 == sorted(dense121) and dense121[-1] > resnet50[-1]  # more memory than ResNet-50 at 224
+    assert "DenseNet-121 saves" in page.inner_text("#w-dense [data-role=resolution-note]")
     shot(session, "dense")
 
 

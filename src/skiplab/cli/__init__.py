@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from skiplab.cli import experiment, experiment_unet, models, probe, serve  # noqa: F401 (registers its command)
+from skiplab.cli import experiment, experiment_unet, experiment_zoo, models, probe, serve  # noqa: F401 (registers its commands)
 from skiplab.cli import train as train_cli
 
 app = typer.Typer(

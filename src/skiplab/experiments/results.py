@@ -19,7 +19,7 @@ from pathlib import Path
 from skiplab.provenance import git_revision, machine, versions
 from skiplab.train.checkpoint import write_atomic
 
-RESULT_NAMES: tuple[str, ...] = ("degradation", "lesion", "skip_types", "degradation_search", "unet")
+RESULT_NAMES: tuple[str, ...] = ("degradation", "lesion", "skip_types", "degradation_search", "imagenet", "unet")
 FORMAT = "skiplab-results-1"
 
 

@@ -265,22 +265,46 @@ def se_cifar_resnet(depth: int = 20, num_classes: int = 10, in_channels: int = 3
 
 
 class DenseNet(SkipNet):
-    """DenseNet-BC for CIFAR: three dense blocks of bottleneck layers, compression 0.5."""
+    """DenseNet-BC: dense blocks of bottleneck layers with compression-0.5 transitions between them.
 
-    def __init__(self, depth: int = 100, growth: int = 12, in_channels: int = 3, num_classes: int = 10) -> None:
+    `DenseNet(depth, growth)` is the CIFAR network (three blocks of (depth-4)/6 layers, a 3x3 stem of
+    2·growth channels); `blocks=(6, 12, 24, 16), stem="imagenet", growth=32` is DenseNet-121 (a 7x7 stride-2
+    stem of 64 channels and a max pool, as torchvision builds it).
+    """
+
+    def __init__(
+        self,
+        depth: int = 100,
+        growth: int = 12,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        *,
+        blocks: tuple[int, ...] | None = None,
+        stem: str = "cifar",
+    ) -> None:
         super().__init__()
-        if (depth - 4) % 6 or depth < 10:
-            raise ValueError(f"depth must be 6n+4 for DenseNet-BC (40, 100, 190, ...); got {depth!r}")
-        n = (depth - 4) // 6
+        choice("stem", stem, ("cifar", "imagenet"))
+        if blocks is None:
+            if (depth - 4) % 6 or depth < 10:
+                raise ValueError(f"depth must be 6n+4 for DenseNet-BC (40, 100, 190, ...); got {depth!r}")
+            blocks = (((depth - 4) // 6),) * 3
         cin = 2 * growth
-        self.conv1 = conv3x3(in_channels, cin)
+        if stem == "cifar":
+            self.conv1: nn.Module = conv3x3(in_channels, cin)
+        else:
+            self.conv1 = nn.Sequential(
+                nn.Conv2d(in_channels, cin, 7, stride=2, padding=3, bias=False),
+                nn.BatchNorm2d(cin),
+                nn.ReLU(),
+                nn.MaxPool2d(3, stride=2, padding=1),
+            )
         body: list[nn.Module] = []
-        for stage in range(3):
+        for stage, n in enumerate(blocks):
             for _ in range(n):
                 layer = DenseLayer(cin, growth)
                 body.append(layer)
                 cin = layer.out_channels
-            if stage < 2:
+            if stage < len(blocks) - 1:
                 body.append(Transition(cin, cin // 2))
                 cin //= 2
         self.body = nn.Sequential(*body)

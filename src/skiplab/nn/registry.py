@@ -138,6 +138,18 @@ for d in (20, 32, 44, 56, 110, 1202):
             partial(cifar_resnet, d),
         )
     )
+for d in (20, 56):
+    register(
+        ModelSpec(
+            f"resnet{d}_pool",
+            "cifar-resnet",
+            d,
+            CIFAR,
+            10,
+            f"CIFAR ResNet-{d} with pooling on the skip path where shapes change (2x2 average, zero-padded channels)",
+            partial(cifar_resnet, d, shortcut="pool"),
+        )
+    )
 for d in (20, 32, 44, 56, 110):
     register(
         ModelSpec(
@@ -199,6 +211,17 @@ for d in (20, 56):
             partial(se_cifar_resnet, d),
         )
     )
+register(
+    ModelSpec(
+        "densenet121",
+        "densenet",
+        121,
+        (3, 224, 224),
+        1000,
+        "DenseNet-121, k=32 (Huang et al. 2017), the ImageNet network: dense blocks of 6, 12, 24, 16 layers",
+        partial(DenseNet, 121, 32, num_classes=1000, blocks=(6, 12, 24, 16), stem="imagenet"),
+    )
+)
 register(
     ModelSpec(
         "densenet_bc100",

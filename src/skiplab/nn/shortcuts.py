@@ -4,8 +4,10 @@ He et al. 2015 ("Deep Residual Learning for Image Recognition", sec. 3.3)
 compare three ways to carry x across a block whose output shape differs from
 its input: (A) an identity that subsamples and zero-pads new channels, adding
 no parameters; (B) a projection Ws·x (1x1 convolution + BN) where shapes
-change; (C) projections everywhere. A plain network is the same block with no
-shortcut at all. Each is a module chosen by `make_shortcut`, so a block's
+change; (C) projections everywhere. Pooling on the skip path is a fourth,
+parameter-free fix: average each stride x stride window instead of keeping
+one pixel of it, then zero-pad the new channels. A plain network is the same
+block with no shortcut at all. Each is a module chosen by `make_shortcut`, so a block's
 `forward` is always `residual(x) + shortcut(x)` with no branching.
 """
 
@@ -17,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ShortcutKind = Literal["identity", "zeropad", "projection", "none"]
-SHORTCUT_KINDS: tuple[str, ...] = ("identity", "zeropad", "projection", "none")
+ShortcutKind = Literal["identity", "zeropad", "projection", "none", "pool"]
+SHORTCUT_KINDS: tuple[str, ...] = ("identity", "zeropad", "projection", "none", "pool")
 
 
 class ShapeMismatchError(ValueError):
@@ -42,19 +44,40 @@ class ZeroPad(nn.Module):
     Parameter-free, as used for the CIFAR-10 networks of He et al. 2015.
     """
 
+    kind = "zeropad"
+
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
         if out_channels < in_channels:
             raise ValueError(
-                f"zeropad shortcut can only add channels ({in_channels} -> {out_channels}); use a projection shortcut"
+                f"{self.kind} shortcut can only add channels ({in_channels} -> {out_channels}); "
+                "use a projection shortcut"
             )
         self.stride = stride
         self.extra = out_channels - in_channels
 
+    def subsample(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, :: self.stride, :: self.stride]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, :: self.stride, :: self.stride]
+        x = self.subsample(x)
         front = self.extra // 2
         return F.pad(x, (0, 0, 0, 0, front, self.extra - front))
+
+
+class PoolPad(ZeroPad):
+    """Pooling on the skip path: average each stride x stride window, then zero-pad the new channels.
+
+    Parameter-free like option A, but every input pixel reaches the output (option A keeps one in stride²).
+    The window is ceil-sized, so the output matches a stride-`stride` 3x3 convolution with padding 1.
+    """
+
+    kind = "pool"
+
+    def subsample(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            return x
+        return F.avg_pool2d(x, self.stride, self.stride, ceil_mode=True, count_include_pad=False)
 
 
 class Projection(nn.Sequential):
@@ -84,7 +107,7 @@ def _check_identity(in_size: int, out_size: int, stride: int) -> None:
             f"an identity shortcut cannot cross a change of shape ({change}): "
             "F(x) and x must have the same shape to be added. Use a projection "
             "shortcut (shortcut='projection', y = F(x) + Ws·x) or, for convolutions, "
-            "a zero-padding one (shortcut='zeropad')."
+            "a zero-padding one (shortcut='zeropad') or pooling on the skip path (shortcut='pool')."
         )
 
 
@@ -105,6 +128,8 @@ def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int = 
         return Identity()
     if kind == "zeropad":
         return Identity() if same else ZeroPad(in_channels, out_channels, stride)
+    if kind == "pool":
+        return Identity() if same else PoolPad(in_channels, out_channels, stride)
     return Projection(in_channels, out_channels, stride)
 
 

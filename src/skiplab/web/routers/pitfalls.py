@@ -28,7 +28,9 @@ class ShortcutQuery(BaseModel):
     in_channels: int = Field(16, ge=1, le=256, description="Channels entering the block.")
     out_channels: int = Field(32, ge=1, le=256, description="Channels leaving the block.")
     stride: int = Field(2, ge=1, le=4, description="Spatial stride of the block.")
-    shortcut: Literal["identity", "zeropad", "projection", "none"] = Field("identity", description="Shortcut kind.")
+    shortcut: Literal["identity", "zeropad", "projection", "pool", "none"] = Field(
+        "identity", description="Shortcut kind (pool: average-pool the skip path, zero-pad new channels)."
+    )
 
 
 class ShortcutOut(BaseModel):

@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, Field
 
 from skiplab.experiments.results import load_results
+from skiplab.experiments.zoo import MemoryPoint, ZooRow
 from skiplab.web.deps import NOT_FOUND
 
 router = APIRouter(prefix="/results", tags=["stored results"])
@@ -227,3 +228,27 @@ def lesion_out() -> LesionOut:
             f"{'—' if mean is None else format(mean, '.1%')} on average with one block deleted."
         )
     return LesionOut(provenance=provenance(data), summary=" ".join(sentences), studies=studies)
+
+
+class ImagenetOut(BaseModel):
+    """`skiplab.experiments.zoo.ZooCosts` as shipped, with what produced it."""
+
+    provenance: Provenance
+    rows: list[ZooRow] = Field(description="Zoo ResNets measured at 224x224; top-1 errors as published.")
+    plain_published: list[dict[str, Any]] = Field(description="The plain twins' published errors (not measured).")
+    memory: list[MemoryPoint] = Field(description="Activation memory per example against input resolution.")
+    finding: str
+    memory_finding: str
+
+
+@router.get("/imagenet", response_model=ImagenetOut, responses=NOT_FOUND, summary="ImageNet ResNets, DenseNet memory")
+async def imagenet() -> Response:
+    return Response(_json(imagenet_out), media_type="application/json")
+
+
+def imagenet_out() -> ImagenetOut:
+    data = shipped("imagenet")
+    return ImagenetOut(
+        provenance=provenance(data),
+        **{k: data[k] for k in ("rows", "plain_published", "memory", "finding", "memory_finding")},
+    )

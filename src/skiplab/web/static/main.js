@@ -6,11 +6,12 @@ import degradation from "./widgets/degradation.js";
 import dense from "./widgets/dense.js";
 import ensemble from "./widgets/ensemble.js";
 import gradflow from "./widgets/gradflow.js";
+import imagenet from "./widgets/imagenet.js";
 import preact from "./widgets/preact.js";
 import shortcut from "./widgets/shortcut.js";
 import types from "./widgets/types.js";
 
-const WIDGETS = { anatomy, bypass, degradation, dense, ensemble, gradflow, preact, shortcut, types };
+const WIDGETS = { anatomy, bypass, degradation, dense, ensemble, gradflow, imagenet, preact, shortcut, types };
 
 const widgets = [...document.querySelectorAll("[data-widget]")];
 // plotly.js takes the main thread for a while when it runs: first let every widget show its numbers

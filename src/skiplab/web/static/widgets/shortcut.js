@@ -8,7 +8,7 @@ function render(el, data) {
       box,
       h("p", { class: "verdict bad" }, `✗ ${data.error_type}`),
       h("pre", { class: "error-text" }, data.error),
-      h("p", {}, "Pick “projection” (a 1×1 convolution, option B) or “zeropad” (option A) to fix it."),
+      h("p", {}, "Pick “projection” (a 1×1 convolution, option B), “zeropad” (option A: keep one pixel in each window, zero-pad the new channels) or “pool” (average each window instead, then zero-pad) to fix it."),
     );
     return;
   }
