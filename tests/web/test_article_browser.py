@@ -158,13 +158,25 @@ def test_degradation_stored_runs_then_a_live_run_streams_and_can_be_cancelled(pa
     live = page.eval_on_selector("#w-degradation [data-role=loss]", "d => d.data.at(-1)")
     assert live["name"] == "live residual-20" and len(live["y"]) == 2
     shot(session, "degradation")
-    # Cancel: a long run stops promptly and says so.
+    # A second run, plain-56, cancelled early: the stored figures are not faded while it trains, its progress
+    # shows within the first epoch, and the chart names it, not the residual-20 run before it.
+    page.select_option("#w-degradation [name=depth]", "56")
+    page.select_option("#w-degradation [name=skip]", "none")
     page.locator("#w-degradation [name=epochs]").fill("30")
     page.click("#w-degradation [data-role=train]")
     page.wait_for_function("document.querySelector('#w-degradation').dataset.job === 'running'")
+    assert w.get_attribute("aria-busy") != "true"
+    assert page.eval_on_selector("#w-degradation [data-role=loss]", "d => getComputedStyle(d).opacity") == "1"
+    assert page.eval_on_selector("#w-degradation [data-role=loss]", "d => d.data.at(-1).name").startswith(
+        "live plain-56"
+    )
+    page.wait_for_function("/batch \\d+ of \\d+/.test(document.querySelector('#w-degradation .status').textContent)")
     page.click("#w-degradation [data-role=cancel]")
     page.wait_for_function("document.querySelector('#w-degradation').dataset.job === 'done'", timeout=120_000)
     assert "stopped" in page.inner_text("#w-degradation .status")
+    assert page.eval_on_selector("#w-degradation [data-role=loss]", "d => d.data.at(-1).name").startswith(
+        "live plain-56"
+    )
 
 
 def test_skip_types_table_follows_depth(page, session):

@@ -27,7 +27,7 @@ def wait_done(manager, job_id, timeout=300.0):  # a hang guard, not a speed goal
 def looping_work(epochs: int, step_s: float = 0.01):
     """Fake training: one 'batch' per step, polling should_stop like the trainer does."""
 
-    def work(on_epoch, should_stop):
+    def work(on_epoch, should_stop, on_progress):
         for e in range(1, epochs + 1):
             for _ in range(10):
                 if should_stop():
@@ -60,11 +60,25 @@ def test_manager_records_epochs_and_failures():
     snap = wait_done(m, ok.id).snapshot()
     assert [e["epoch"] for e in snap["epochs"]] == [1, 2, 3] and snap["spec"] == {"x": 1}
 
-    def boom(on_epoch, should_stop):
+    def boom(on_epoch, should_stop, on_progress):
         raise RuntimeError("out of coffee")
 
     bad = wait_done(m, m.start({}, boom).id)
     assert bad.status == "failed" and "out of coffee" in bad.message
+
+
+def test_a_job_nobody_watches_stops_after_the_grace_period():
+    m = JobManager(WebSettings(viewer_grace_s=0.3))
+    unwatched = m.start({}, looping_work(10_000))
+    job = wait_done(m, unwatched.id, timeout=60)
+    assert job.status == "stopped" and "no one had watched it for 0.3 s" in job.message
+
+    watched = m.start({}, looping_work(10_000))
+    with watched.watched():
+        time.sleep(1.0)  # watched: well past the grace period, it still trains
+        assert not watched.done and watched.viewers == 1
+    assert wait_done(m, watched.id, timeout=60).status == "stopped"  # and stops once its viewer has gone
+    assert watched.viewers == 0
 
 
 def read_events(client, job_id):
@@ -182,7 +196,7 @@ def test_manager_lists_jobs_and_removes_one_for_good():
 def test_a_removed_job_holds_its_slot_until_its_thread_ends():
     gate = threading.Event()
 
-    def stubborn(on_epoch, should_stop):  # ignores cancellation until the gate opens
+    def stubborn(on_epoch, should_stop, on_progress):  # ignores cancellation until the gate opens
         gate.wait(60)
         return "stopped", ""
 

@@ -5,7 +5,9 @@ failed), and the per-epoch metrics the trainer hands to `on_epoch`. Readers
 (the server-sent-event stream) poll a job's epochs by index, so a reader that
 connects late still receives every epoch. Cancelling sets an event the
 trainer polls before every batch (`should_stop`), so a job stops within one
-training step. The manager bounds how many jobs run at once and how many
+training step. A job nobody watches stops too: when its last event stream
+has been gone for `settings.viewer_grace_s` (a closed tab must not hold a
+training slot). The manager bounds how many jobs run at once and how many
 finished ones it remembers; `jobs` lists them all (a client whose reply to
 "start" was lost finds its job there), and `remove` cancels a job and
 forgets it at once.
@@ -23,8 +25,9 @@ from typing import Any
 
 from skiplab.web.settings import WebSettings
 
-# A job's work: given on_epoch(metrics_dict) and should_stop(), train and return the final status and message.
-Work = Callable[[Callable[[dict], None], Callable[[], bool]], tuple[str, str]]
+# A job's work: given on_epoch(metrics_dict), should_stop() and on_progress(progress_dict) (where it is within
+# an epoch, e.g. {"epoch": 1, "step": 3, "steps": 12}), train and return the final status and message.
+Work = Callable[[Callable[[dict], None], Callable[[], bool], Callable[[dict], None]], tuple[str, str]]
 
 ACTIVE = ("queued", "running")
 
@@ -44,14 +47,26 @@ class Job:
     status: str = "queued"  # queued | running | completed | stopped | diverged | failed
     message: str = ""
     epochs: list[dict] = field(default_factory=list)
+    progress: dict | None = None  # the latest within-epoch progress the work reported
     started: float = field(default_factory=time.time)
     finished: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    viewers: int = 0  # event streams open on this job now
+    unwatched_since: float = field(default_factory=time.monotonic)  # start, or when the last viewer left
 
     @property
     def done(self) -> bool:
         return self.status not in ACTIVE
+
+    def watched(self) -> _Viewer:
+        """`with job.watched():` around an event stream: the job counts it as a viewer while it is open."""
+        return _Viewer(self)
+
+    def unwatched_for(self) -> float:
+        """Seconds since the job last had a viewer (since its start if it never had one); 0 while watched."""
+        with self.lock:
+            return 0.0 if self.viewers else time.monotonic() - self.unwatched_since
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -61,8 +76,25 @@ class Job:
                 "status": self.status,
                 "message": self.message,
                 "epochs": list(self.epochs),
+                "progress": self.progress,
                 "cancel_requested": self.cancel.is_set(),
             }
+
+
+class _Viewer:
+    def __init__(self, job: Job) -> None:
+        self.job = job
+
+    def __enter__(self) -> Job:
+        with self.job.lock:
+            self.job.viewers += 1
+        return self.job
+
+    def __exit__(self, *exc: object) -> None:
+        with self.job.lock:
+            self.job.viewers -= 1
+            if not self.job.viewers:
+                self.job.unwatched_since = time.monotonic()
 
 
 class JobManager:
@@ -98,12 +130,27 @@ class JobManager:
             with job.lock:
                 job.epochs.append(metrics)
 
+        def on_progress(progress: dict) -> None:
+            with job.lock:
+                job.progress = progress
+
+        grace = self.settings.viewer_grace_s
+        abandoned = threading.Event()
+
+        def should_stop() -> bool:
+            if not job.cancel.is_set() and job.unwatched_for() > grace:
+                abandoned.set()
+                job.cancel.set()
+            return job.cancel.is_set()
+
         with job.lock:
             job.status = "running"
         try:
-            status, message = work(on_epoch, job.cancel.is_set)
+            status, message = work(on_epoch, should_stop, on_progress)
         except Exception as e:  # a job's failure is its result: readers see it, the server lives on
             status, message = "failed", f"{type(e).__name__}: {e}"
+        if abandoned.is_set():
+            message = f"stopped: no one had watched it for {grace:g} s"
         with job.lock:
             job.status, job.message, job.finished = status, message, time.time()
 

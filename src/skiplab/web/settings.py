@@ -27,6 +27,7 @@ class WebSettings:
     max_job_depth: int = 110  # layers of a live-trained digits net
     job_keep: int = 16  # finished jobs remembered (their curves can still be streamed)
     cancel_grace_s: float = 2.0  # a cancelled job stops within this (the trainer polls every batch)
+    viewer_grace_s: float = 15.0  # a job whose last event stream closed this long ago stops (a closed tab)
     cache_size: int = 256  # answers remembered (every probe is seeded: same settings, same numbers); 0 = none
     # torch intra-op threads for widget computations: the widgets' nets are small and dispatch-bound, and on a
     # busy 2-core machine a second thread mostly spins (measured: the dense-memory view 3-10x faster on one).

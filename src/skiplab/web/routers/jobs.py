@@ -83,6 +83,9 @@ class JobOut(BaseModel):
     epochs: list[dict] = Field(
         description="Per-epoch metrics as the trainer reports them (EpochMetrics; a U-Net pair: one per net and epoch)."
     )
+    progress: dict | None = Field(
+        None, description="Where training is within the current epoch: {epoch, step, steps} (None before the first)."
+    )
     cancel_requested: bool
 
 
@@ -126,6 +129,7 @@ def train_in_process(conn: Connection, cfg: TrainConfig, store_path: str | None,
         result = train(
             cfg,
             on_epoch=lambda m: conn.send(("epoch", json_safe(m.to_dict()))),
+            on_step=progress_sender(conn),
             should_stop=lambda: stop.is_set() or time.monotonic() > deadline or not server.is_alive(),
             store=store,
             name="live",
@@ -134,6 +138,27 @@ def train_in_process(conn: Connection, cfg: TrainConfig, store_path: str | None,
         conn.send(("end", result.status, "; ".join(m for m in (result.message, kept) if m)))
     except Exception as e:  # a job's failure is its result: readers see it
         conn.send(("end", "failed", f"{type(e).__name__}: {e}"))
+
+
+PROGRESS_EVERY_S = 0.5  # how often a training process reports where it is within an epoch
+
+
+def progress_sender(conn: Connection):
+    """on_step for `train`: send ("progress", {"epoch", "step", "steps"}) at most every PROGRESS_EVERY_S.
+
+    The first epoch of a deep net can take seconds; without this a reader sees nothing move until it ends.
+    """
+    state = {"epoch": 1, "last": 0.0}
+
+    def on_step(step: int, steps: int) -> None:
+        now = time.monotonic()
+        if step == steps or now - state["last"] >= PROGRESS_EVERY_S:
+            state["last"] = now
+            conn.send(("progress", {"epoch": state["epoch"], "step": step, "steps": steps}))
+        if step == steps:
+            state["epoch"] += 1
+
+    return on_step
 
 
 def training_work(req: JobRequest, store: RunStore | None = None, max_s: float = float("inf"), grace_s: float = 2.0):
@@ -156,7 +181,7 @@ def process_work(target, args: tuple, max_s: float, grace_s: float):
     cancelled; a process that has not stopped `grace_s` after that is killed.
     """
 
-    def work(on_epoch, cancelled) -> tuple[str, str]:
+    def work(on_epoch, cancelled, on_progress=lambda progress: None) -> tuple[str, str]:
         ctx = fork_context()
         reader, writer = ctx.Pipe(duplex=False)
         stop = ctx.Event()
@@ -180,6 +205,8 @@ def process_work(target, args: tuple, max_s: float, grace_s: float):
                     return "failed", f"the training process ended without a result (exit code {process.exitcode})"
                 if message[0] == "epoch":
                     on_epoch(message[1])
+                elif message[0] == "progress":
+                    on_progress(message[1])
                 else:
                     return message[1], message[2]
         finally:
@@ -254,7 +281,8 @@ def sse(event: str, data: dict) -> str:
         **NOT_FOUND,
         200: {
             "content": {"text/event-stream": {}},
-            "description": "`epoch` events (one EpochMetrics each, from the first), then one `end` event.",
+            "description": "`epoch` events (one EpochMetrics each, from the first) and `progress` events (where "
+            "training is within an epoch, at most twice a second), then one `end` event.",
         },
     },
     summary="Stream a job's epochs as server-sent events",
@@ -264,17 +292,22 @@ async def events(request: Request, job_id: str) -> StreamingResponse:
 
     async def stream():
         sent = 0
-        while True:
-            snap = job.snapshot()
-            for metrics in snap["epochs"][sent:]:
-                yield sse("epoch", metrics)
-            sent = len(snap["epochs"])
-            if snap["status"] not in ("queued", "running"):
-                yield sse("end", {k: snap[k] for k in ("id", "status", "message")})
-                return
-            if await request.is_disconnected():
-                return
-            await asyncio.sleep(POLL_S)
+        progress = None
+        with job.watched():  # while a reader streams, the job is watched (an unwatched job stops)
+            while True:
+                snap = job.snapshot()
+                for metrics in snap["epochs"][sent:]:
+                    yield sse("epoch", metrics)
+                sent = len(snap["epochs"])
+                if snap["progress"] is not None and snap["progress"] != progress:
+                    progress = snap["progress"]
+                    yield sse("progress", progress)
+                if snap["status"] not in ("queued", "running"):
+                    yield sse("end", {k: snap[k] for k in ("id", "status", "message")})
+                    return
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(POLL_S)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
 

@@ -18,11 +18,13 @@ function storedTraces(data, key) {
   }));
 }
 
+const liveName = (live) => `${live.skip === "identity" ? "residual" : "plain"}-${live.depth}`;
+
 function liveTrace(live, key) {
   return {
     x: live.epochs.map((e) => e.epoch),
     y: live.epochs.map((e) => e[key]),
-    name: `live ${live.skip === "identity" ? "residual" : "plain"}-${live.depth}`,
+    name: `live ${liveName(live)}${live.epochs.length ? "" : " (no epoch yet)"}`,
     mode: "lines+markers",
     line: { color: "#111827", width: 4, dash: live.skip === "identity" ? "solid" : "dash" },
   };
@@ -110,9 +112,9 @@ export default function degradation(el) {
     source = null;
     trainBtn.disabled = false;
     cancelBtn.disabled = true;
-    el.setAttribute("aria-busy", "false");
     el.dataset.job = "done";
     status.textContent = message;
+    draw(el, stored, live); // the live trace's name and points are this run's, whatever it reached
   }
 
   async function train() {
@@ -127,17 +129,25 @@ export default function degradation(el) {
       showError(el, e.message);
       return;
     }
+    // The stored figures stay current while a run trains: the widget is not faded, only the status moves.
     live = { ...body, epochs: [] };
     el.dataset.job = "running";
-    setBusy(el, true);
+    el.dataset.liveEpochs = "0";
     trainBtn.disabled = true;
     cancelBtn.disabled = false;
-    status.textContent = `training ${body.skip === "identity" ? "residual" : "plain"}-${body.depth}: starting…`;
+    status.textContent = `training ${liveName(live)}: starting the training process…`;
+    draw(el, stored, live); // the previous live run's curve goes now, not when this one's first epoch ends
     source = new EventSource(`/api/jobs/${jobId}/events`);
+    let lastEpoch = null;
+    source.addEventListener("progress", (ev) => {
+      const p = JSON.parse(ev.data);
+      status.textContent = `training ${liveName(live)}: epoch ${p.epoch}/${body.epochs}, batch ${p.step} of ${p.steps}` + (lastEpoch ? ` — last epoch: training loss ${fmt(lastEpoch.train_loss)}` : "");
+    });
     source.addEventListener("epoch", (ev) => {
       const m = JSON.parse(ev.data);
       live.epochs.push(m);
-      status.textContent = `epoch ${m.epoch}/${body.epochs}: training loss ${fmt(m.train_loss)}, training error ${fmt(m.train_error)}`;
+      lastEpoch = m;
+      status.textContent = `training ${liveName(live)}: epoch ${m.epoch}/${body.epochs} done: training loss ${fmt(m.train_loss)}, training error ${fmt(m.train_error)}`;
       el.dataset.liveEpochs = String(live.epochs.length);
       draw(el, stored, live);
     });
