@@ -9,9 +9,10 @@ import gradflow from "./widgets/gradflow.js";
 import imagenet from "./widgets/imagenet.js";
 import preact from "./widgets/preact.js";
 import shortcut from "./widgets/shortcut.js";
+import transformer from "./widgets/transformer.js";
 import types from "./widgets/types.js";
 
-const WIDGETS = { anatomy, bypass, degradation, dense, ensemble, gradflow, imagenet, preact, shortcut, types };
+const WIDGETS = { anatomy, bypass, degradation, dense, ensemble, gradflow, imagenet, preact, shortcut, transformer, types };
 
 const widgets = [...document.querySelectorAll("[data-widget]")];
 // plotly.js takes the main thread for a while when it runs: first let every widget show its numbers
