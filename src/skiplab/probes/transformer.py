@@ -20,6 +20,7 @@ pooled embedding (`GRADIENT_LOSS`), so it depends on the network alone.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -257,12 +258,14 @@ def probe_stream(
     texts: Sequence[str] = (),
     tokens: Sequence[Sequence[str]] = (),
     name: str = "",
+    intact_pairs: Sequence[float] | None = None,
 ) -> StreamProbe:
     """Measure the residual stream of `model` (a BERT- or GPT-2-style `transformers` model) on `batch`.
 
     `pairs`: sentences two by two (rows 0 and 1 are a pair, 2 and 3, ...) whose similarity ranking lesions
     are judged by. `lesions`: cut these together and report the effect. `each`: also cut every sublayer
-    alone, both ways (2 x 2 x layers forward passes).
+    alone, both ways (2 x 2 x layers forward passes). `intact_pairs`: the pairs' similarities in the intact
+    model, if the caller has them already (they depend on the model and the pairs alone).
     """
     arch = architecture(model)
     base = getattr(model, "base_model", model)
@@ -273,7 +276,7 @@ def probe_stream(
     base.eval()  # dropout off: every number is of the deterministic network
     try:
         streams, norms, emb = _intact(base, arch, batch)
-        sims = _pair_sims(base, arch, pairs, ())
+        sims = list(intact_pairs) if intact_pairs is not None else _pair_sims(base, arch, pairs, ())
         effect = _lesion_effect(base, arch, batch, pairs, lesions, emb, sims) if lesions else None
         singles = [
             _lesion_effect(base, arch, batch, pairs, [Lesion(s.layer, s.sublayer, drop)], emb, sims)
@@ -315,6 +318,14 @@ def encode_sentences(texts: Sequence[str]) -> minilm.Encoded:
     return minilm.encode(list(texts), MAX_TOKENS, MAX_CHARS)
 
 
+@functools.lru_cache(maxsize=8)
+def _minilm_pairs(pairs: tuple[tuple[str, str], ...]) -> tuple[float, ...]:
+    """The pairs' similarities in the intact MiniLM: fixed weights, so computed once per process and pairs."""
+    model = minilm.load_model()
+    batch = _batch(minilm.encode([s for p in pairs for s in p], MAX_TOKENS, MAX_CHARS))
+    return tuple(_pair_sims(model, architecture(model), batch, ()))
+
+
 def probe_sentences(
     texts: Sequence[str],
     lesion: Sequence[str] = (),
@@ -332,14 +343,16 @@ def probe_sentences(
     cuts = parse_lesions(lesion, drop, config["num_hidden_layers"])
     pair_enc = minilm.encode([s for p in pairs for s in p], MAX_TOKENS, MAX_CHARS) if pairs else None
     model = minilm.load_model()
+    pair_batch = _batch(pair_enc) if pair_enc else None
     return probe_stream(
         model,
         _batch(enc),
-        pairs=_batch(pair_enc) if pair_enc else None,
+        pairs=pair_batch,
         pair_texts=list(pairs),
         lesions=cuts,
         each=each,
         texts=list(texts),
         tokens=enc.tokens,
         name=minilm.MODEL_NAME,
+        intact_pairs=_minilm_pairs(tuple(map(tuple, pairs))) if pair_batch else None,
     )
