@@ -148,6 +148,9 @@ def test_degradation_stored_runs_then_a_live_run_streams_and_can_be_cancelled(pa
     assert "skiplab experiment degradation" in page.inner_text("#w-degradation [data-role=provenance]")
     stored = page.eval_on_selector("#w-degradation [data-role=loss]", "d => d.data.length")
     assert stored >= 4  # plain and residual at two depths, every seed
+    # The log axis labels powers of ten only: no minor "5" or "2" between 1 and 0.1 to misread.
+    ticks = page.eval_on_selector_all("#w-degradation [data-role=loss] .ytick text", "ts => ts.map(t => t.textContent)")
+    assert len(ticks) >= 2 and all(t.replace("−", "-") in {"1", "10"} or t.startswith("10") for t in ticks), ticks
     page.select_option("#w-degradation [name=depth]", "20")
     page.select_option("#w-degradation [name=skip]", "identity")
     page.locator("#w-degradation [name=epochs]").fill("2")

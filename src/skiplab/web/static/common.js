@@ -327,6 +327,8 @@ export async function plot(div, traces, layout = {}) {
     plot_bgcolor: "rgba(0,0,0,0)",
     legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
     autosize: true,
+    // A setting changed: the curves move to their new values rather than being redrawn from nothing.
+    transition: { duration: 200, easing: "cubic-in-out" },
   };
   return Plotly.react(div, traces, { ...base, ...layout }, { displayModeBar: false, responsive: true });
 }

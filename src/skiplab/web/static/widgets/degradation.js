@@ -40,7 +40,7 @@ function draw(el, stored, live) {
     if (live) traces.push(liveTrace(live, key));
     const plotted = plot(el.querySelector(`[data-role=${role}]`), traces, {
       xaxis: { title: { text: "epoch" } },
-      yaxis: { title: { text: title }, type, rangemode: type === "linear" ? "tozero" : undefined, dtick: type === "log" ? "D2" : undefined },
+      yaxis: { title: { text: title }, type, rangemode: type === "linear" ? "tozero" : undefined, dtick: type === "log" ? 1 : undefined, exponentformat: type === "log" ? "power" : undefined },
       showlegend: role === "loss",
     });
     drawings.push(plotted);
