@@ -73,5 +73,12 @@ def test_every_control_names_a_parameter_of_its_endpoint_and_offers_only_what_it
             # the control's whole range is the parameter's, no more and no less
             assert (float(attrs["min"]), float(attrs["max"])) == (schema["minimum"], schema["maximum"])
             assert _accepts(schema, attrs["value"])
+        elif attrs.get("type") in ("text", "hidden"):
+            # free text: the control takes no more characters than one value of the parameter may have
+            one = schema.get("items", schema)  # a repeatable parameter: each of its values
+            assert one["type"] == "string", (endpoint, attrs["name"])
+            assert len(attrs.get("value", "")) <= one["maxLength"]
+            if attrs["type"] == "text":
+                assert int(attrs["maxlength"]) == one["maxLength"], (endpoint, attrs["name"])
         else:
             assert attrs.get("type") == "checkbox" and schema["type"] == "boolean"
