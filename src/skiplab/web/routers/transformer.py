@@ -23,7 +23,7 @@ from skiplab.probes.minilm import ModelMissing
 from skiplab.probes.transformer import MAX_CHARS, MAX_SENTENCES, MAX_TOKENS, probe_sentences
 from skiplab.probes.transformer_budget import check_probe
 from skiplab.probes.transformer_init import InitConfig, compare_init
-from skiplab.web.deps import COMPUTE, ComputeEngine, RequestEngine, Settings
+from skiplab.web.deps import COMPUTE, ComputeEngine, Settings
 from skiplab.web.limits import WorkerPool
 from skiplab.web.settings import WebSettings
 
@@ -165,11 +165,13 @@ def warm_up(engine: ComputeEngine, stop: threading.Event) -> None:
             return
 
 
-def get_text_engine(request: Request) -> RequestEngine:
-    return RequestEngine(request.app.state.text_engine, request)
+def get_text_engine(request: Request) -> ComputeEngine:
+    """The transformer routes' engine, without withdrawal when a client goes: its work is a fraction of a second
+    once MiniLM is loaded, and stopping it during the load would throw the load away for the next reader."""
+    return request.app.state.text_engine
 
 
-TextEngine = Annotated[RequestEngine, Depends(get_text_engine)]
+TextEngine = Annotated[ComputeEngine, Depends(get_text_engine)]
 
 
 @router.get("/stream", response_model=StreamOut, responses=COMPUTE, summary="A pretrained transformer's stream")
