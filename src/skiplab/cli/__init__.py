@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from skiplab.cli import experiment, experiment_unet, experiment_zoo, models, probe, serve  # noqa: F401 (registers its commands)
+from skiplab.cli import (  # noqa: F401 (registers its commands)
+    experiment,
+    experiment_unet,
+    experiment_zoo,
+    landscape,  # noqa: F401 (registers probe landscape, experiment landscape[-subjects])
+    models,
+    probe,
+    serve,
+)
 from skiplab.cli import train as train_cli
 
 app = typer.Typer(
