@@ -21,6 +21,7 @@ from bench.load import served
 from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
 
 STEP_MS = 40
+ALL_DRAWN = "[...document.querySelectorAll('[data-widget]')].every(e => ['ready', 'error'].includes(e.dataset.state))"
 # widget, slider, the values dragged over (a fresh server computes each one it is asked for)
 DRAGS = (("types", "depth", range(2, 33)), ("bypass", "layers", range(2, 41)), ("ensemble", "n", range(13, 41)))
 
@@ -93,10 +94,7 @@ def run() -> dict:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.add_init_script(RECORD)
             page.goto(url + "/")
-            page.wait_for_function(
-                "[...document.querySelectorAll('[data-widget]')].every(e => ['ready', 'error'].includes(e.dataset.state))",
-                timeout=180_000,
-            )
+            page.wait_for_function(ALL_DRAWN, timeout=180_000)
             for widget, name, values in DRAGS:
                 page.locator(f"#w-{widget}").scroll_into_view_if_needed()
                 out[f"{widget}.{name}"] = _drag(page, widget, name, values)
