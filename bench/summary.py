@@ -131,6 +131,15 @@ def summary(r: dict) -> str:
             f"peaked at {wk['pss_mb_max']:.0f} MiB.",
             "",
         ]
+    u = r.get("bench_unet", {})
+    if u:
+        lines += [
+            f"U-Net live pair, click to first masks drawn (median of {len(u.get('runs', []))}, warm server): "
+            f"{u['first_result_s_median']} s, both nets {u['both_nets_s_median']} s (goal {u['goal_s']:g} s); "
+            f"on a cold server {u['cold_first_result_s']} s / {u['cold_both_nets_s']} s. One epoch of one net in "
+            f"process: {u['epoch_in_process_s']} s.",
+            "",
+        ]
     tr = r.get("bench_transformer", {})
     if tr:
         web = tr.get("web", {})
