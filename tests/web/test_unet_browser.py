@@ -19,6 +19,7 @@ from tests.web.conftest import open_session, start_server, stop_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
+NOT_SHIPPED = '{"detail": "no shipped results"}'
 READY = "document.querySelector('#w-unet').dataset.state === 'ready'"
 
 
@@ -143,6 +144,28 @@ def test_a_refused_live_run_says_why(chromium, live_server):
         assert page.locator("#w-unet canvas[data-kind=with]").first.is_visible()  # the stored figures stay
         s.console_errors.clear()  # the refused POST is logged by the browser as a failed request
         s.assert_clean()
+    finally:
+        context.close()
+
+
+def test_when_the_stored_runs_cannot_be_read_the_widget_says_why_and_shows_no_figures(chromium, live_server):
+    context, s = open_session(chromium, live_server.url, viewport={"width": 1280, "height": 900})
+    try:
+        page = s.page
+        page.set_default_timeout(60_000)
+        page.route(
+            "**/api/unet/results",
+            lambda route: route.fulfill(status=404, content_type="application/json", body=NOT_SHIPPED),
+        )
+        page.goto(live_server.url + "/#beyond")
+        page.wait_for_function("document.querySelector('#w-unet').dataset.state === 'error'")
+        message = page.inner_text("#w-unet .status")
+        assert "404" in message and "no shipped results" in message
+        hidden = page.eval_on_selector(
+            "#w-unet",
+            "w => [...w.querySelectorAll('.mask-grid, .table-wrap, .chart-pair')].every(e => !e.getClientRects()[0])",
+        )
+        assert hidden and page.is_disabled("#w-unet [data-role=train]")
     finally:
         context.close()
 

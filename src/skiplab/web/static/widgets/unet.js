@@ -229,6 +229,7 @@ export default function unet(el) {
       describe(el, data);
       await redraw();
     } catch (e) {
+      trainBtn.disabled = true; // a live pair is drawn beside the stored inputs and truths: without them, nothing to draw on
       showError(el, e.message);
     }
   };
