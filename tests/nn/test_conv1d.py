@@ -52,3 +52,45 @@ def test_registered_widths_and_options():
     assert m(torch.randn(2, 2, 40)).shape == (2, 3)
     with pytest.raises(ValueError, match="6n\\+2"):
         resnet1d(21)
+
+
+def test_shortcut_variants_combine_x_and_fx_as_he_et_al_2016_table_1():
+    import torch
+
+    from skiplab.nn.conv1d import GATE_BIAS, VariantBlock1d
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 8, 12)
+    blocks = {v: VariantBlock1d(8, v).eval() for v in ("scale", "exclusive_gate", "shortcut_gate", "conv1x1", "dropout")}
+    for b in blocks.values():
+        b.reset_gate()
+    f = {v: b.residual(x) for v, b in blocks.items()}
+    relu = torch.relu
+    assert torch.allclose(blocks["scale"](x), relu(0.5 * f["scale"] + 0.5 * x))
+    g = torch.sigmoid(blocks["exclusive_gate"].gate(x))
+    assert torch.allclose(blocks["exclusive_gate"](x), relu(g * f["exclusive_gate"] + (1 - g) * x))
+    assert blocks["exclusive_gate"].gate.bias.eq(GATE_BIAS).all() and g.mean() < 0.05  # starts nearly shut
+    g = torch.sigmoid(blocks["shortcut_gate"].gate(x))
+    assert torch.allclose(blocks["shortcut_gate"](x), relu(f["shortcut_gate"] + (1 - g) * x))
+    conv = blocks["conv1x1"].shortcut
+    assert torch.allclose(blocks["conv1x1"](x), relu(f["conv1x1"] + conv(x)))
+    assert torch.allclose(blocks["dropout"](x), relu(f["dropout"] + x))  # eval: dropout passes x
+    blocks["dropout"].train()
+    torch.manual_seed(1)
+    kept = blocks["dropout"].shortcut(x)
+    assert 0.3 < (kept == 0).float().mean() < 0.7  # training: about half the shortcut is dropped
+
+
+def test_the_identity_variant_is_the_plain_resnet1d_and_the_others_change_only_shape_keeping_blocks():
+    import torch
+
+    from skiplab.nn import create_model
+    from skiplab.nn.conv1d import VariantBlock1d
+
+    torch.manual_seed(0)
+    a = create_model("resnet1d20")
+    torch.manual_seed(0)
+    b = create_model("resnet1d20_scale")
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    blocks = [blk for _, blk in create_model("resnet1d56_shortcut_gate").named_blocks()]
+    assert sum(isinstance(blk, VariantBlock1d) for blk in blocks) == 27 - 2  # all but the two downsampling blocks

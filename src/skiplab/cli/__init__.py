@@ -7,6 +7,7 @@ import typer
 from skiplab.cli import (  # noqa: F401 (registers its commands)
     experiment,
     experiment_unet,
+    experiment_variants,
     experiment_zoo,
     landscape,  # noqa: F401 (registers probe landscape, experiment landscape[-subjects])
     models,

@@ -19,7 +19,15 @@ from pathlib import Path
 from skiplab.provenance import git_revision, machine, versions
 from skiplab.train.checkpoint import write_atomic
 
-RESULT_NAMES: tuple[str, ...] = ("degradation", "lesion", "skip_types", "degradation_search", "imagenet", "unet")
+RESULT_NAMES: tuple[str, ...] = (
+    "degradation",
+    "lesion",
+    "skip_types",
+    "degradation_search",
+    "imagenet",
+    "unet",
+    "shortcut_variants",
+)
 FORMAT = "skiplab-results-1"
 
 

@@ -10,7 +10,7 @@ from skiplab.nn.blocks import (
     SEBottleneck,
     SqueezeExcite,
 )
-from skiplab.nn.conv1d import BasicBlock1d, ResNet1d, ZeroPad1d, plain1d, resnet1d
+from skiplab.nn.conv1d import SHORTCUT_VARIANTS, BasicBlock1d, ResNet1d, ZeroPad1d, plain1d, resnet1d, variant1d
 from skiplab.nn.models import (
     SKIP_TYPES,
     DenseNet,

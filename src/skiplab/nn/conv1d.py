@@ -6,6 +6,14 @@ w, 2w, 4w (depth 6n+2), the first block of stages 2 and 3 halving the
 length, option A shortcuts (subsample and zero-pad the new channels, no
 parameters), BatchNorm after every convolution, global average pooling and
 a linear head. The plain twin has the same layers and no shortcuts.
+
+`variant` changes how the blocks that keep their shape combine x and F(x),
+as in He et al. 2016 ("Identity Mappings in Deep Residual Networks",
+Table 1, ResNet-110 on CIFAR-10): "identity" (y = F(x) + x), "scale"
+(y = 0.5 F(x) + 0.5 x), "exclusive_gate" (y = g F(x) + (1 - g) x with
+g = sigmoid(conv1x1(x) + b), b starting at -6), "shortcut_gate"
+(y = F(x) + (1 - g) x), "conv1x1" (y = F(x) + conv1x1(x)) and "dropout"
+(y = F(x) + dropout_0.5(x)). Blocks that change shape keep option A.
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from skiplab.nn.blocks import ResidualBlock
-from skiplab.nn.layers import positive
+from skiplab.nn.layers import choice, positive
 from skiplab.nn.models import SkipNet, cifar_blocks_per_stage
 from skiplab.nn.shortcuts import Identity, NoShortcut
 
@@ -64,14 +72,55 @@ class BasicBlock1d(ResidualBlock):
         super().__init__(residual, shortcut1d(plain, cin, cout, stride), nn.ReLU())
 
 
+SHORTCUT_VARIANTS: tuple[str, ...] = ("identity", "scale", "exclusive_gate", "shortcut_gate", "conv1x1", "dropout")
+GATE_BIAS = -6.0  # He et al. 2016's best initial gate bias for both gated variants: the gate starts nearly shut
+
+
+class VariantBlock1d(BasicBlock1d):
+    """A shape-keeping basic block whose x and F(x) are combined as `variant` says (see the module's doc)."""
+
+    def __init__(self, width: int, variant: str) -> None:
+        choice("variant", variant, SHORTCUT_VARIANTS)
+        super().__init__(width, width)
+        self.variant = variant
+        if variant in ("exclusive_gate", "shortcut_gate"):
+            self.gate = nn.Conv1d(width, width, 1)
+        elif variant == "conv1x1":
+            self.shortcut = nn.Conv1d(width, width, 1, bias=False)
+        elif variant == "dropout":
+            self.shortcut = nn.Dropout(0.5)
+
+    def reset_gate(self) -> None:
+        if hasattr(self, "gate"):
+            nn.init.constant_(self.gate.bias, GATE_BIAS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f, s = self.residual(x), self.shortcut(x)
+        if self.variant == "scale":
+            return self.post(0.5 * f + 0.5 * s)
+        if self.variant == "exclusive_gate":
+            g = torch.sigmoid(self.gate(x))
+            return self.post(g * f + (1 - g) * s)
+        if self.variant == "shortcut_gate":
+            return self.post(f + (1 - torch.sigmoid(self.gate(x))) * s)
+        return self.post(f + s)
+
+
 class ResNet1d(SkipNet):
     """The CIFAR ResNet of depth 6n+2 (or its plain twin) on (channels, length) signals."""
 
     def __init__(
-        self, depth: int = 20, width: int = 16, in_channels: int = 1, num_classes: int = 10, plain: bool = False
+        self,
+        depth: int = 20,
+        width: int = 16,
+        in_channels: int = 1,
+        num_classes: int = 10,
+        plain: bool = False,
+        variant: str = "identity",
     ) -> None:
         super().__init__()
         positive("width", width)
+        choice("variant", variant, SHORTCUT_VARIANTS)
         n = cifar_blocks_per_stage(depth)
         self.conv1 = conv3(in_channels, width)
         self.bn1 = nn.BatchNorm1d(width)
@@ -81,7 +130,11 @@ class ResNet1d(SkipNet):
         for i, w in enumerate((width, 2 * width, 4 * width)):
             blocks = []
             for j in range(n):
-                blocks.append(BasicBlock1d(cin, w, 2 if (i > 0 and j == 0) else 1, plain))
+                stride = 2 if (i > 0 and j == 0) else 1
+                if variant != "identity" and not plain and cin == w and stride == 1:
+                    blocks.append(VariantBlock1d(w, variant))
+                else:
+                    blocks.append(BasicBlock1d(cin, w, stride, plain))
                 cin = w
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
             self.stages.append(f"layer{i + 1}")
@@ -93,6 +146,8 @@ class ResNet1d(SkipNet):
             elif isinstance(m, nn.BatchNorm1d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+            elif isinstance(m, VariantBlock1d):
+                m.reset_gate()
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.bn1(self.conv1(x)))
@@ -106,6 +161,13 @@ class ResNet1d(SkipNet):
 
 def resnet1d(depth: int = 20, width: int = 16, in_channels: int = 1, num_classes: int = 10) -> ResNet1d:
     return ResNet1d(depth, width, in_channels, num_classes)
+
+
+def variant1d(
+    variant: str, depth: int = 20, width: int = 16, in_channels: int = 1, num_classes: int = 10
+) -> ResNet1d:
+    """The 1-D ResNet with He et al. 2016's shortcut `variant` on every block that keeps its shape."""
+    return ResNet1d(depth, width, in_channels, num_classes, variant=variant)
 
 
 def plain1d(depth: int = 20, width: int = 16, in_channels: int = 1, num_classes: int = 10) -> ResNet1d:

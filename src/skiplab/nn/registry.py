@@ -15,7 +15,7 @@ from functools import partial
 from torch import nn
 
 from skiplab.nn.blocks import Bottleneck, SEBasicBlock, SEBottleneck
-from skiplab.nn.conv1d import plain1d, resnet1d
+from skiplab.nn.conv1d import SHORTCUT_VARIANTS, plain1d, resnet1d, variant1d
 from skiplab.nn.models import (
     IMAGENET_LAYERS,
     DenseNet,
@@ -294,5 +294,18 @@ for d in (20, 56):
                 10,
                 f"the plain twin of the 1-D ResNet-{d}, width {width}: same layers, no shortcuts",
                 partial(plain1d, d, width),
+            )
+        )
+for d in (20, 56):
+    for variant in SHORTCUT_VARIANTS[1:]:
+        register(
+            ModelSpec(
+                f"resnet1d{d}_{variant}",
+                "mnist1d-shortcut-variant",
+                d,
+                MNIST1D,
+                10,
+                f"1-D ResNet-{d}, width 16, with He et al. 2016's '{variant}' shortcut on every shape-keeping block",
+                partial(variant1d, variant, d, 16),
             )
         )

@@ -1,0 +1,45 @@
+import pytest
+
+from skiplab.experiments.variants import PUBLISHED_ERROR, ShortcutVariantsConfig, shortcut_variants
+from skiplab.experiments.verdict import compare
+
+
+def test_each_variant_is_trained_on_every_seed_and_judged_against_identity_by_the_paired_rule():
+    cfg = ShortcutVariantsConfig(variants=("identity", "dropout"), seeds=(0, 1), epochs=1, warmup_epochs=0.5, workers=1)
+    result = shortcut_variants(cfg)
+    assert sorted(result.runs) == [
+        "dropout-s0",
+        "dropout-s1",
+        "dropout-s2",
+        "identity-s0",
+        "identity-s1",
+        "identity-s2",
+    ]
+    identity, dropout = result.rows
+    assert identity.summary == "baseline" and identity.comparison is None
+    for row in result.rows:
+        assert row.best_train_loss == [result.runs[f"{row.variant}-s{s}"]["best_train_loss"] for s in cfg.seeds]
+        assert len(row.init_grad_norms) == 9 and row.init_first_last == row.init_grad_norms[0] / row.init_grad_norms[-1]
+        assert row.published_test_error == PUBLISHED_ERROR[row.variant]
+    again = compare("dropout", 20, 20, identity.best_train_loss, dropout.best_train_loss)
+    assert dropout.comparison == again.to_dict()
+    assert dropout.summary == {
+        "deeper is worse": "worse than identity",
+        "deeper is better": "better than identity",
+    }.get(again.summary, again.summary)
+    assert "against the identity shortcut" in result.rule and "deeper" not in result.rule
+    assert result.to_dict()["rows"][1]["model"] == "resnet1d20_dropout"
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"depth": 32}, "depth must be 20 or 56"),
+        ({"variants": ("scale",)}, "must start with 'identity'"),
+        ({"variants": ("identity", "wormhole")}, "variant must be one of"),
+        ({"data": "digits"}, "mnist1d"),
+    ],
+)
+def test_bad_config_is_refused_with_its_reason(changes, words):
+    with pytest.raises(ValueError, match=words):
+        ShortcutVariantsConfig(**changes)
