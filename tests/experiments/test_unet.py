@@ -96,3 +96,12 @@ def test_bad_config_names_the_option():
         UNetConfig(epochs=0)
     with pytest.raises(ValueError, match="workers"):
         UNetConfig(workers=0)
+
+
+def test_the_live_recipe_is_the_shipped_one_for_the_readers_seed_and_epochs():
+    from skiplab.experiments.unet import live_config
+
+    shipped = {**UNetConfig(width=4, lr=0.01).to_dict(), "unknown_key": 1}
+    cfg = live_config(shipped, seed=5, epochs=2)
+    assert (cfg.width, cfg.lr, cfg.seed, cfg.epochs, cfg.threads, cfg.long_skips) == (4, 0.01, 5, 2, 1, True)
+    assert live_config(None, seed=0, epochs=1).width == UNetConfig().width  # nothing shipped: the defaults
