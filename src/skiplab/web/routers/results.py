@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, Field
 
 from skiplab.experiments.results import load_results
+from skiplab.experiments.variants import VariantRow
 from skiplab.experiments.zoo import MemoryPoint, ZooRow
 from skiplab.web.deps import NOT_FOUND
 
@@ -110,17 +111,27 @@ def curves(data: dict) -> list[Curve]:
     ]
 
 
-@router.get("/degradation", response_model=DegradationOut, responses=NOT_FOUND, summary="Stored degradation runs")
-async def degradation() -> Response:
-    return Response(_json(degradation_out), media_type="application/json")
-
-
 @functools.cache
 def _json(build: Callable[[], BaseModel]) -> bytes:
     """The shipped files do not change while the server runs: each answer is built and serialised once."""
     return build().model_dump_json().encode()
 
 
+def stored(path: str, model: type[BaseModel], summary: str) -> Callable[[Callable[[], BaseModel]], Callable]:
+    """Register `GET path` answering `build()` (a shipped results file's view), built and serialised once."""
+
+    def register(build: Callable[[], BaseModel]) -> Callable[[], BaseModel]:
+        async def route() -> Response:
+            return Response(_json(build), media_type="application/json")
+
+        route.__name__ = build.__name__.removesuffix("_out")
+        router.add_api_route(path, route, response_model=model, responses=NOT_FOUND, summary=summary)
+        return build
+
+    return register
+
+
+@stored("/degradation", DegradationOut, "Stored degradation runs")
 def degradation_out() -> DegradationOut:
     data = shipped("degradation")
     return DegradationOut(
@@ -155,16 +166,7 @@ class DegradationSearchOut(BaseModel):
     settings: list[SearchSettingOut]
 
 
-@router.get(
-    "/degradation-search",
-    response_model=DegradationSearchOut,
-    responses=NOT_FOUND,
-    summary="Every setting tried in the search for the whole degradation claim",
-)
-async def degradation_search() -> Response:
-    return Response(_json(degradation_search_out), media_type="application/json")
-
-
+@stored("/degradation-search", DegradationSearchOut, "Every setting tried in the search for the degradation claim")
 def degradation_search_out() -> DegradationSearchOut:
     data = shipped("degradation_search")
     return DegradationSearchOut(
@@ -199,11 +201,7 @@ class LesionOut(BaseModel):
     studies: list[LesionStudyOut]
 
 
-@router.get("/lesion", response_model=LesionOut, responses=NOT_FOUND, summary="Stored lesion study (Veit et al.)")
-async def lesion() -> Response:
-    return Response(_json(lesion_out), media_type="application/json")
-
-
+@stored("/lesion", LesionOut, "Stored lesion study (Veit et al.)")
 def lesion_out() -> LesionOut:
     data = shipped("lesion")
     studies, sentences = [], []
@@ -241,14 +239,47 @@ class ImagenetOut(BaseModel):
     memory_finding: str
 
 
-@router.get("/imagenet", response_model=ImagenetOut, responses=NOT_FOUND, summary="ImageNet ResNets, DenseNet memory")
-async def imagenet() -> Response:
-    return Response(_json(imagenet_out), media_type="application/json")
-
-
+@stored("/imagenet", ImagenetOut, "ImageNet ResNets, DenseNet memory")
 def imagenet_out() -> ImagenetOut:
     data = shipped("imagenet")
     return ImagenetOut(
         provenance=provenance(data),
         **{k: data[k] for k in ("rows", "plain_published", "memory", "finding", "memory_finding")},
+    )
+
+
+class VariantCurve(BaseModel):
+    variant: str
+    seed: int
+    train_loss: list[float | None]
+
+
+class ShortcutVariantsOut(BaseModel):
+    """`skiplab.experiments.variants.ShortcutVariantsResult` as shipped: rows, rule, per-run loss curves."""
+
+    provenance: Provenance
+    rows: list[VariantRow]
+    rule: str
+    published_source: str
+    curves: list[VariantCurve]
+
+
+@stored("/shortcut-variants", ShortcutVariantsOut, "He et al. 2016's shortcut variants, trained")
+def shortcut_variants_out() -> ShortcutVariantsOut:
+    data = shipped("shortcut_variants")
+    variant_of = {row["model"]: row["variant"] for row in data["rows"]}
+    curves = [
+        VariantCurve(
+            variant=variant_of[run["config"]["model"]],
+            seed=run["config"]["seed"],
+            train_loss=[e["train_loss"] for e in run["epochs"]],
+        )
+        for run in data["runs"].values()
+    ]
+    return ShortcutVariantsOut(
+        provenance=provenance(data),
+        rows=data["rows"],
+        rule=data["rule"],
+        published_source=data["published_source"],
+        curves=curves,
     )

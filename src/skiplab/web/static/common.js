@@ -271,6 +271,7 @@ export const COLORS = {
   get plain() { return palette("plain"); },
   get residual() { return palette("residual"); },
   get accent() { return palette("good"); },
+  get bad() { return palette("bad"); },
   get muted() { return palette("muted"); },
 };
 

@@ -12,8 +12,9 @@ import shortcut from "./widgets/shortcut.js";
 import transformer from "./widgets/transformer.js";
 import types from "./widgets/types.js";
 import unet from "./widgets/unet.js";
+import variants from "./widgets/variants.js";
 
-const WIDGETS = { anatomy, bypass, degradation, dense, ensemble, gradflow, imagenet, preact, shortcut, transformer, types, unet };
+const WIDGETS = { anatomy, bypass, degradation, dense, ensemble, gradflow, imagenet, preact, shortcut, transformer, types, unet, variants };
 
 const widgets = [...document.querySelectorAll("[data-widget]")];
 // plotly.js takes the main thread for a while when it runs: first let every widget show its numbers
