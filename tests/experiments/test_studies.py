@@ -186,3 +186,15 @@ def test_a_search_records_every_setting_with_its_outcome(tmp_path):
         assert record["finding"].startswith("No setting tried shows residual deeper better")
         assert "he2015-cifar" in record["finding"]
     assert record["rule"] == exp.rule_text(0.05)
+
+
+def test_a_live_run_is_the_stored_setting_compressed_to_its_epochs():
+    stored = exp.DegradationConfig(
+        depths=(20, 56), family="conv1d", data="mnist1d", epochs=40, lr=0.1, warmup_epochs=12.0, width=16
+    )
+    assert exp.DegradationConfig.from_dict({**stored.to_dict(), "tolerance": 0.1}) == stored  # unknown keys ignored
+    live = stored.live_config("res", 56, 3, 10)
+    assert live.model == "resnet1d56" and live.epochs == 10 and live.warmup_epochs == 3.0 and live.seed == 3
+    assert live.lr == 0.1 and live.threads == 1 and live.device == "cpu"
+    with pytest.raises(ValueError, match="depth must be one of 20, 56"):
+        stored.live_config("plain", 32, 0, 10)

@@ -275,3 +275,17 @@ def test_a_job_trains_in_a_process_of_its_own_which_ends_with_the_job(tmp_path):
     run_id = ended["message"].rsplit(" ", 1)[-1]
     stored = RunStore(store).get(run_id)  # the process wrote the store the server was given
     assert stored.status == "stopped" and [e["epoch"] for e in stored.epochs] == [e["epoch"] for e in ended["epochs"]]
+
+
+def test_a_live_run_trains_the_stored_runs_setting_and_refuses_a_depth_it_lacks(monkeypatch):
+    from skiplab.experiments import DegradationConfig
+    from skiplab.web.routers import jobs as jobs_router
+
+    conv1d = DegradationConfig(depths=(20, 56), family="conv1d", data="mnist1d", epochs=40, warmup_epochs=12.0, width=16)
+    monkeypatch.setattr(jobs_router, "stored_setting", lambda: conv1d)
+    with TestClient(create_app(WebSettings(warm_up=False)), base_url="http://127.0.0.1") as client:
+        r = client.post("/api/jobs", json={"depth": 32, "skip": "identity", "epochs": 1})
+        assert r.status_code == 422 and "depth must be one of 20, 56" in r.json()["detail"]
+    monkeypatch.undo()
+    shipped = DegradationConfig.from_dict(jobs_router.load_results("degradation")["config"])
+    assert jobs_router.stored_setting() == shipped  # without the stand-in: the shipped runs' own setting

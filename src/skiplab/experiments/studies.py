@@ -100,6 +100,22 @@ class DegradationConfig:
             self.train_config("plain", min(self.depths), seed)  # validates the training fields
         return self
 
+    @classmethod
+    def from_dict(cls, d: dict) -> DegradationConfig:
+        """The config a results file records (lists for tuples; fields this version does not know are ignored)."""
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in known.items()})
+
+    def live_config(self, kind: str, depth: int, seed: int, epochs: int) -> TrainConfig:
+        """One net of this setting trained for `epochs` (the warm-up shrinks in proportion), on the CPU with one
+        thread: what a live run beside the stored runs trains. The schedule spans `epochs`, so the live curve
+        is the stored recipe compressed, not the first epochs of a stored run."""
+        if self.family == "conv1d" and depth not in CONV1D_DEPTHS:
+            raise ValueError(f"depth must be one of {', '.join(map(str, CONV1D_DEPTHS))} for {self.family} nets")
+        cfg = self.train_config(kind, depth, seed)
+        warmup = self.warmup_epochs * epochs / self.epochs
+        return cfg.replace(epochs=epochs, warmup_epochs=warmup, device="cpu", threads=1)
+
     def train_config(self, kind: str, depth: int, seed: int) -> TrainConfig:
         if self.family == "conv1d":
             suffix = "" if self.width == 16 else f"w{self.width}"

@@ -16,6 +16,7 @@ slots, and these endpoints list, stream and cancel either.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import multiprocessing
@@ -29,6 +30,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from skiplab.experiments import DegradationConfig
+from skiplab.experiments.results import load_results
 from skiplab.store import RunStore
 from skiplab.train import TrainConfig, train
 from skiplab.web.deps import NOT_FOUND, UNPROCESSABLE, Problem, Settings
@@ -56,7 +58,9 @@ JsonInt = Annotated[int, BeforeValidator(json_integer)]
 class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422 naming it, not silently the default
 
-    depth: JsonInt = Field(56, ge=2, le=110, description="Layers of the digits net (the stored runs' family).")
+    depth: JsonInt = Field(
+        56, ge=2, le=110, description="Layers of the net, of the stored runs' family (which may allow fewer depths)."
+    )
     skip: Literal["none", "identity"] = Field("none", description="none: plain; identity: residual.")
     epochs: JsonInt = Field(10, ge=1, le=30, description="Epochs to train (the server may bound this lower).")
     seed: JsonInt = Field(0, ge=0, le=2**31 - 1)
@@ -161,13 +165,21 @@ def progress_sender(conn: Connection):
     return on_step
 
 
+@functools.cache
+def stored_setting() -> DegradationConfig:
+    """The setting of the shipped degradation runs (the library's default where none is shipped)."""
+    try:
+        return DegradationConfig.from_dict(load_results("degradation")["config"])
+    except ValueError:
+        return DegradationConfig()
+
+
 def training_work(req: JobRequest, store: RunStore | None = None, max_s: float = float("inf"), grace_s: float = 2.0):
     """The job's work: the degradation recipe on a plain or residual conv net, trained in a process of its own."""
     kind = "res" if req.skip == "identity" else "plain"
-    # One torch thread: the widgets' probes keep the other core while a job trains.
-    cfg = (
-        DegradationConfig().train_config(kind, req.depth, req.seed).replace(epochs=req.epochs, device="cpu", threads=1)
-    )
+    # The stored runs' own setting, so the live curve lies over theirs; one torch thread: the widgets' probes keep
+    # the other core while a job trains.
+    cfg = stored_setting().live_config(kind, req.depth, req.seed, req.epochs)
     store_path = str(store.path) if store is not None else None
     return process_work(train_in_process, (cfg, store_path), max_s, grace_s)
 
@@ -236,6 +248,8 @@ def start(request: Request, settings: Settings, req: Annotated[JobRequest, Body(
         job = manager(request).start(req.model_dump(), work)
     except TooManyJobs as e:
         raise HTTPException(429, str(e), headers={"Retry-After": "10"}) from None
+    except ValueError as e:  # not a net of the stored runs' setting (a depth it does not have)
+        raise HTTPException(422, str(e)) from None
     return JobOut(**job.snapshot())
 
 
