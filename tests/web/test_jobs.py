@@ -281,7 +281,9 @@ def test_a_live_run_trains_the_stored_runs_setting_and_refuses_a_depth_it_lacks(
     from skiplab.experiments import DegradationConfig
     from skiplab.web.routers import jobs as jobs_router
 
-    conv1d = DegradationConfig(depths=(20, 56), family="conv1d", data="mnist1d", epochs=40, warmup_epochs=12.0, width=16)
+    conv1d = DegradationConfig(
+        depths=(20, 56), family="conv1d", data="mnist1d", epochs=40, warmup_epochs=12.0, width=16
+    )
     monkeypatch.setattr(jobs_router, "stored_setting", lambda: conv1d)
     with TestClient(create_app(WebSettings(warm_up=False)), base_url="http://127.0.0.1") as client:
         r = client.post("/api/jobs", json={"depth": 32, "skip": "identity", "epochs": 1})
