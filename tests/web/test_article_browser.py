@@ -564,6 +564,9 @@ def test_sliders_update_while_dragged_with_one_request_in_flight(chromium, live_
         context.close()
 
 
+# Widgets that show stored results and have no control (screenshotted as they open).
+STORED_ONLY = ("imagenet", "variants")
+
 # One change per widget for the screenshots: (control, value). The degradation widget's change only picks
 # the next live run's settings (training one is its own test), so it is made without waiting for a redraw.
 ONE_CHANGE = {
@@ -600,6 +603,9 @@ def test_screenshots_of_every_widget_before_and_after_one_change(chromium, live_
             changed = s.screenshot(f"#w-{w}", f"{width}x{height}-{w}-changed")
             assert default.stat().st_size > 0 and changed.read_bytes() != default.read_bytes(), w
             assert s.page.get_attribute(f"#w-{w}", "data-state") == "ready", w
+        for w in STORED_ONLY:  # stored results with no control to change: the one view there is
+            s.page.locator(f"#w-{w}").scroll_into_view_if_needed()
+            assert s.screenshot(f"#w-{w}", f"{width}x{height}-{w}-default").stat().st_size > 0
         assert s.outside_requests == []
     finally:
         context.close()
