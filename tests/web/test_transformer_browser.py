@@ -157,3 +157,21 @@ def test_screenshots_before_and_after_one_cut(chromium, server, viewport):
         s.assert_clean()
     finally:
         context.close()
+
+
+def test_a_360_px_phone_does_not_scroll_sideways(chromium, server):
+    context, s = open_session(
+        chromium, server.url, viewport={"width": 360, "height": 800}, is_mobile=True, has_touch=True
+    )
+    try:
+        s.page.set_default_timeout(120_000)
+        s.page.goto(server.url + "/#beyond")
+        s.page.wait_for_function(DRAWN)
+        assert s.page.evaluate("window.innerWidth") == 360  # a page too wide would widen the layout viewport
+        right = s.page.evaluate(
+            f"Math.max(...[...document.querySelectorAll('{W} *')].map(e => e.getBoundingClientRect().right))"
+        )
+        assert right <= 360
+        s.assert_clean()
+    finally:
+        context.close()

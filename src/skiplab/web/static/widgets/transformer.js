@@ -68,17 +68,23 @@ async function drawStream(el, data) {
   const stream = (subs) => [data.hidden_norms[0], ...subs.map((s) => s.stream_norm_out)];
   const traces = [{ x, y: stream(data.sublayers), name: "intact", mode: "lines+markers", line: { color: COLORS.residual, width: 2 } }];
   const ratios = [{ x: x.slice(1), y: data.sublayers.map((s) => s.branch_ratio), name: "intact", type: "bar", marker: { color: COLORS.residual } }];
+  const notes = [];
   if (data.lesion) {
-    // The branch of a cut sublayer is still computed; hatching marks the sublayers whose sum was changed.
-    const cut = new Set(data.lesion.lesions.map((c) => c.key));
-    const hatch = data.lesion.streams.map((s) => (cut.has(`${s.layer}.${s.sublayer}`) ? "/" : ""));
     traces.push({ x, y: stream(data.lesion.streams), name: "cut", mode: "lines+markers", line: { color: COLORS.plain, width: 2, dash: "dash" } });
-    ratios.push({ x: x.slice(1), y: data.lesion.streams.map((s) => s.branch_ratio), name: "cut (hatched: the sublayers cut)", type: "bar", marker: { color: COLORS.plain, pattern: { shape: hatch } } });
+    ratios.push({ x: x.slice(1), y: data.lesion.streams.map((s) => s.branch_ratio), name: "cut", type: "bar", marker: { color: COLORS.plain } });
+    // A cut sublayer's branch is still computed (its bar); a label above marks the sublayers whose sum changed.
+    const cut = new Set(data.lesion.lesions.map((c) => c.key));
+    data.lesion.streams.forEach((s, i) => {
+      if (!cut.has(`${s.layer}.${s.sublayer}`)) return;
+      const top = Math.max(s.branch_ratio, data.sublayers[i].branch_ratio);
+      notes.push({ x: label(s), y: top, text: "cut", showarrow: false, yanchor: "bottom", font: { color: COLORS.plain, size: 11 } });
+    });
   }
-  const axis = { title: { text: "sublayer" }, type: "category", tickangle: -60, automargin: true };
+  // Each chart gets layout objects of its own: plotly writes its autorange into the layout it is given.
+  const axis = () => ({ title: { text: "sublayer" }, type: "category", tickangle: -60, automargin: true });
   await Promise.all([
-    plot(el.querySelector("[data-role=norms]"), traces, { xaxis: axis, yaxis: { title: { text: "stream norm |x| per token" }, rangemode: "tozero" } }),
-    plot(el.querySelector("[data-role=ratio]"), ratios, { barmode: "group", xaxis: axis, yaxis: { title: { text: "|F(x)| / |x|" }, rangemode: "tozero" } }),
+    plot(el.querySelector("[data-role=norms]"), traces, { xaxis: axis(), yaxis: { title: { text: "stream norm |x| per token" }, rangemode: "tozero" } }),
+    plot(el.querySelector("[data-role=ratio]"), ratios, { barmode: "group", annotations: notes, xaxis: axis(), yaxis: { title: { text: "|F(x)| / |x|" }, rangemode: "tozero" } }),
   ]);
 }
 
