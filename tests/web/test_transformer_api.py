@@ -83,3 +83,12 @@ def test_the_largest_request_the_schema_allows_fits_the_default_budget(client):
     paths = client.app.openapi()["paths"]
     for path in ("/api/transformer/stream", "/api/transformer/init"):
         assert {"422", "429", "503"} <= set(paths[path]["get"]["responses"]), path
+
+
+def test_a_request_over_the_budget_says_what_to_lower():
+    with pytest.raises(ValueError, match="Lower the sentences' length or number"):
+        check_probe(["A short sentence."], [], "branch", Budget(max_flops=10**6))
+    with TestClient(create_app(WebSettings(warm_up=False, budget=Budget(max_flops=10**6))), base_url=LOCAL) as c:
+        r = c.get("/api/transformer/stream")
+        assert r.status_code == 422 and "FLOP" in r.json()["detail"]
+        assert len(c.app.state.text_engine) == 0  # refused before anything was computed

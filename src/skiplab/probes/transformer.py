@@ -247,6 +247,13 @@ def _check_batch(batch: Batch, option: str) -> None:
         raise ValueError(f"{option}: every sentence needs at least one real token")
 
 
+def _pairs(labels: Sequence[tuple[str, str]], sims: list[float], effect: LesionEffect | None) -> list[PairSimilarity]:
+    return [
+        PairSimilarity(a, b, s, effect.pair_similarity[i] if effect else None)
+        for i, ((a, b), s) in enumerate(zip(labels, sims))
+    ]
+
+
 def probe_stream(
     model: nn.Module,
     batch: Batch,
@@ -298,10 +305,7 @@ def probe_stream(
         hidden_norms=norms,
         sublayers=streams,
         gradient_loss=GRADIENT_LOSS,
-        pairs=[
-            PairSimilarity(a, b, s, effect.pair_similarity[i] if effect else None)
-            for i, ((a, b), s) in enumerate(zip(labels, sims))
-        ],
+        pairs=_pairs(labels, sims, effect),
         lesion=effect,
         single_lesions=singles,
     )
