@@ -35,8 +35,8 @@ from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from torch import nn
 from torch.func import functional_call
 
-from skiplab.probes.common import Inputs, OutputChoice, batch_size, call_model, check_inputs, check_int, output_tensor
-from skiplab.probes.landscape import BN_MODES, bn_statistics
+from skiplab.probes.common import Inputs, OutputChoice, batch_size, call_model, check_int, output_tensor
+from skiplab.probes.landscape import bn_statistics, checked_data
 from skiplab.probes.results import Tabular
 from skiplab.probes.targets import LossChoice, compute_loss
 from skiplab.probes.weightspace import private_copy, trainable
@@ -206,13 +206,7 @@ def hessian_spectrum(
     relative tolerance. seed: of the start vectors. bn: "running" (eval mode, the model's statistics; the
     default) or "batch". The model is not changed.
     """
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise ValueError("data must be a pair (x, y): the inputs, batch first, and their labels or targets")
-    x, y = check_inputs(data[0], "x"), data[1]
-    if bn not in BN_MODES:
-        raise ValueError(f"bn must be one of {', '.join(BN_MODES)}; got {bn!r}")
+    x, y = checked_data(model, data, bn)
     check_int("top", top, 1, 20)
     check_int("iters", iters, 1, 10_000)
     check_int("seed", seed, 0, 2**63 - 1)

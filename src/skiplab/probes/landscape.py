@@ -191,6 +191,21 @@ def _plan(model, xs, ys, start, end, seed, directions) -> _Plan:
     return _Plan("plane" if gy else "slice", gx, gy, weights, dirs, text, seed)
 
 
+def checked_data(
+    model: nn.Module, data: tuple[Inputs, torch.Tensor | None], bn: str
+) -> tuple[Inputs, torch.Tensor | None]:
+    """(x, y) of `data` after checking the model, the pair and the BatchNorm mode (a ValueError naming the fault)."""
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ValueError("data must be a pair (x, y): the inputs, batch first, and their labels or targets")
+    x, y = check_inputs(data[0], "x"), data[1]
+    if y is not None and (not isinstance(y, torch.Tensor) or len(y) != batch_size(x)):
+        raise ValueError("y must be a tensor with one label (or target) per example of x")
+    choice("bn", bn, BN_MODES)
+    return x, y
+
+
 def landscape_stream(
     model: nn.Module,
     data: tuple[Inputs, torch.Tensor | None],
@@ -207,14 +222,7 @@ def landscape_stream(
     points_per_call: int = 1,
 ) -> Iterator[LandscapeRow | Landscape]:
     """`loss_landscape`, row by row: yields each `LandscapeRow` as soon as it is computed, then the `Landscape`."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    if not isinstance(data, (tuple, list)) or len(data) != 2:
-        raise ValueError("data must be a pair (x, y): the inputs, batch first, and their labels or targets")
-    x, y = check_inputs(data[0], "x"), data[1]
-    if y is not None and (not isinstance(y, torch.Tensor) or len(y) != batch_size(x)):
-        raise ValueError("y must be a tensor with one label (or target) per example of x")
-    choice("bn", bn, BN_MODES)
+    x, y = checked_data(model, data, bn)
     check_int("points_per_call", points_per_call, 1, 1024)
     plan = _plan(model, xs, ys, start, end, seed, directions)
     t0 = time.perf_counter()
@@ -223,12 +231,10 @@ def landscape_stream(
     rows, first = [], None
     for i, b in enumerate(plan.ys or (None,)):
         coords = [(a,) if b is None else (a, b) for a in plan.xs]
-        if points_per_call == 1:
-            scores = [points.one(c) for c in coords]
-        else:
-            scores = [
-                s for k in range(0, len(coords), points_per_call) for s in points.many(coords[k : k + points_per_call])
-            ]
+        chunks = [coords[k : k + points_per_call] for k in range(0, len(coords), points_per_call)]
+        scores = (
+            [points.one(c) for c in coords] if points_per_call == 1 else [s for c in chunks for s in points.many(c)]
+        )
         row = LandscapeRow(i, b, tuple(s[0] for s in scores), tuple(s[1] for s in scores))
         rows.append(row)
         first = first if first is not None else time.perf_counter() - t0
