@@ -244,6 +244,10 @@ WORDS = {
 }
 
 
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def finding(comparisons: list[PairComparison]) -> str:
     """One sentence per depth: on which measures the plain net is rougher on every seed, and where not."""
     parts = []
@@ -252,10 +256,12 @@ def finding(comparisons: list[PairComparison]) -> str:
         n = len(mine[0].seeds)
         held = [WORDS[c.measure] for c in mine if c.every_seed]
         not_held = [f"{WORDS[c.measure]} on {c.plain_higher} of {n}" for c in mine if not c.every_seed]
-        text = f"At {depth} layers the plain net has " + ("; ".join(held) if held else "none of the measures higher")
-        text += f" than the residual net on every seed ({n})" if held else f" on every seed ({n})"
-        if not_held:
-            text += f"; it has {', '.join(not_held)} seeds"
+        if held:
+            text = f"At {depth} layers the plain net has {_listed(held)} than the residual net"
+            text += f" on every seed ({n} of {n})"
+            text += f", but {_listed(not_held)} seeds" if not_held else ""
+        else:
+            text = f"At {depth} layers the plain net has {_listed(not_held)} seeds"
         parts.append(text + ".")
     return " ".join(parts)
 

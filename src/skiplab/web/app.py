@@ -25,7 +25,20 @@ from skiplab.web.article import STATIC_DIR, plotly_js_path, plotly_js_version, r
 from skiplab.web.deps import ComputeEngine
 from skiplab.web.jobs import JobManager
 from skiplab.web.limits import WorkerPool
-from skiplab.web.routers import anatomy, bypass, gradflow, jobs, pages, paths, pitfalls, results, runs, skip_types, unet
+from skiplab.web.routers import (
+    anatomy,
+    bypass,
+    gradflow,
+    jobs,
+    landscape,
+    pages,
+    paths,
+    pitfalls,
+    results,
+    runs,
+    skip_types,
+    unet,
+)
 from skiplab.web.routers import transformer as text_routes
 from skiplab.web.security import BodyLimitMiddleware, GuardMiddleware, allowed_host_names
 from skiplab.web.settings import WebSettings
@@ -98,12 +111,16 @@ def _lifespan(settings: WebSettings):
             threading.Thread(
                 target=text_routes.warm_up, args=(app.state.text_engine, stop), name="warm-up-text", daemon=True
             ).start()
+            threading.Thread(
+                target=landscape.warm_up, args=(app.state.landscape_engine, stop), name="warm-up-landscape", daemon=True
+            ).start()
         try:
             yield
         finally:
             stop.set()
             app.state.engine.shutdown()  # stops the worker processes; queued requests are dropped
             app.state.text_engine.shutdown()
+            app.state.landscape_engine.shutdown()
             app.state.jobs.shutdown(wait_s=min(settings.cancel_grace_s, JOB_STOP_WAIT_S))
 
     return lifespan
@@ -151,6 +168,7 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     )
     app.state.engine = ComputeEngine(settings.cache_size, settings.budget, pool)
     app.state.text_engine = text_routes.text_engine(settings)  # MiniLM's worker: see routers.transformer
+    app.state.landscape_engine = landscape.landscape_engine(settings)  # loss planes: a worker of their own
     app.state.jobs = JobManager(settings)
     app.state.store = RunStore(settings.store_path) if settings.store_path else None
 
@@ -165,7 +183,8 @@ def create_app(settings: WebSettings | None = None) -> FastAPI:
     app.add_middleware(GuardMiddleware, allowed_hosts=allowed_host_names(settings.host, settings.allowed_hosts))
     app.include_router(pages.router)
     app.include_router(pages.plotly_route(plotly_url, str(plotly_js_path()), settings.static_max_age_s))
-    for module in (bypass, anatomy, gradflow, skip_types, paths, pitfalls, results, jobs, runs, unet, text_routes):
+    routers = (bypass, anatomy, gradflow, skip_types, paths, pitfalls, results, jobs, runs, unet, text_routes)
+    for module in (*routers, landscape):
         app.include_router(module.router, prefix="/api")
     app.mount(static_url, CachedStatic(directory=STATIC_DIR, max_age=settings.static_max_age_s), name="static")
     app.state.article_html = render_article(static_url, plotly_url, app.openapi())

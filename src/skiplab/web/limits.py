@@ -69,20 +69,37 @@ class _Worker:
         self.process.start()
         child.close()
 
-    def run(self, fn: Callable, args: tuple, timeout_s: float, cancelled: threading.Event) -> Any:
-        """`fn(*args)` in the worker; kills the worker (and raises) past `timeout_s` or once `cancelled` is set."""
+    def run(
+        self,
+        fn: Callable,
+        args: tuple,
+        timeout_s: float,
+        cancelled: threading.Event,
+        on_item: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """`fn(*args)` in the worker; kills the worker (and raises) past `timeout_s` or once `cancelled` is set.
+
+        A generator `fn` streams: each item it yields is passed to `on_item` as it arrives, and the cap then
+        applies to each item (the wait for the next one), so a long stream of priced items keeps going.
+        """
         self.conn.send((fn, args))
         deadline = time.monotonic() + timeout_s
-        while not self.conn.poll(POLL_S):
-            if cancelled.is_set():
-                self.kill()
-                raise Cancelled("the request was withdrawn")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise TooSlow(f"the computation took longer than {timeout_s:g} s and was stopped; lower its size")
-            if not self.process.is_alive():
-                raise ComputeFailed(f"the worker process died (exit code {self.process.exitcode})")
-        kind, value = self.conn.recv()
+        while True:
+            while not self.conn.poll(POLL_S):
+                if cancelled.is_set():
+                    self.kill()
+                    raise Cancelled("the request was withdrawn")
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise TooSlow(f"the computation took longer than {timeout_s:g} s and was stopped; lower its size")
+                if not self.process.is_alive():
+                    raise ComputeFailed(f"the worker process died (exit code {self.process.exitcode})")
+            kind, value = self.conn.recv()
+            if kind != "item":
+                break
+            if on_item is not None:
+                on_item(value)
+            deadline = time.monotonic() + timeout_s
         if kind == "refused":
             raise ValueError(value)
         if kind == "failed":
@@ -185,12 +202,21 @@ class WorkerPool:
         if worker.alive:
             worker.kill()
 
-    def call(self, fn: Callable, *args: Any, cancelled: threading.Event | None = None) -> Any:
-        """Run `fn(*args)` in a worker, blocking this thread; the caller must have been admitted."""
+    def call(
+        self,
+        fn: Callable,
+        *args: Any,
+        cancelled: threading.Event | None = None,
+        on_item: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Run `fn(*args)` in a worker, blocking this thread; the caller must have been admitted.
+
+        on_item: receives each item a generator `fn` yields, in this thread, as it arrives.
+        """
         cancelled = cancelled or threading.Event()
         worker = self._take_worker(cancelled)
         try:
-            return worker.run(fn, args, self.timeout_s, cancelled)
+            return worker.run(fn, args, self.timeout_s, cancelled, on_item)
         finally:
             self._give_back(worker)
 
@@ -203,14 +229,24 @@ class WorkerPool:
             self.release()
 
     async def run(
-        self, fn: Callable, *args: Any, cancelled: threading.Event | None = None, admitted: bool = False
+        self,
+        fn: Callable,
+        *args: Any,
+        cancelled: threading.Event | None = None,
+        admitted: bool = False,
+        on_item: Callable[[Any], None] | None = None,
     ) -> Any:
-        """Admit (or refuse with `Busy` at once) unless `admitted`, then await `fn(*args)` computed in a worker."""
+        """Admit (or refuse with `Busy` at once) unless `admitted`, then await `fn(*args)` computed in a worker.
+
+        on_item: see `call` (it runs in a waiting thread, not in the event loop).
+        """
         if not admitted:
             self.admit()
         cancelled = cancelled or threading.Event()
         try:
-            future = asyncio.get_running_loop().run_in_executor(self._threads, self.call_in_slot, fn, args, cancelled)
+            future = asyncio.get_running_loop().run_in_executor(
+                self._threads, self.call_in_slot, fn, args, cancelled, on_item
+            )
         except BaseException:
             self.release()
             raise
@@ -221,9 +257,11 @@ class WorkerPool:
             future.add_done_callback(lambda f: f.cancelled() or f.exception())  # nobody awaits it any more
             raise
 
-    def call_in_slot(self, fn: Callable, args: tuple, cancelled: threading.Event) -> Any:
+    def call_in_slot(
+        self, fn: Callable, args: tuple, cancelled: threading.Event, on_item: Callable[[Any], None] | None = None
+    ) -> Any:
         try:
-            return self.call(fn, *args, cancelled=cancelled)
+            return self.call(fn, *args, cancelled=cancelled, on_item=on_item)
         finally:
             self.release()
 

@@ -38,6 +38,10 @@ class WebSettings:
     # Bounded work: every stack a request builds is priced first against `budget`; each worker computes
     # one request at a time, with at most `heavy_queue` waiting, beyond which the answer is 429.
     budget: Budget = field(default_factory=Budget)
+    # A loss plane is many forwards of one trained net (skiplab.experiments.landscape_study.price_landscape):
+    # 21 x 21 points of the 56-layer net on 256 signals is 0.85 TFLOP, about half a minute on one busy core,
+    # streamed row by row (the compute cap applies to each row).
+    landscape_budget: Budget = field(default_factory=lambda: Budget(max_flops=10**12))
     # Worker processes that compute (skiplab.web.worker): one core is left to the serving process.
     workers: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1))
     # requests waiting for a worker before new ones get 429: the page asks for its 8 widgets at once when it opens

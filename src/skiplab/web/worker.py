@@ -5,7 +5,8 @@ event loop, light endpoints and refusals never wait on torch. A worker reads
 `(fn, args)` from its pipe, runs `fn(*args)` with the server's torch settings
 and sends back one of:
 
-- `("ok", result)`;
+- `("ok", result)`, after one `("item", value)` per value if `fn` returned a
+  generator (a stream, such as a loss landscape's rows);
 - `("refused", message)`: the library's ValueError (a bad option, over
   budget), which the server answers 422 with the library's own words;
 - `("failed", traceback)`: anything else, a bug, which the server logs and
@@ -19,6 +20,7 @@ the worker, decides when work stops.
 
 from __future__ import annotations
 
+import inspect
 import signal
 import traceback
 from multiprocessing.connection import Connection
@@ -29,6 +31,7 @@ import skiplab.web.routers.anatomy
 import skiplab.web.routers.bypass
 import skiplab.web.routers.gradflow
 import skiplab.web.routers.jobs
+import skiplab.web.routers.landscape
 import skiplab.web.routers.paths
 import skiplab.web.routers.pitfalls
 import skiplab.web.routers.skip_types
@@ -47,7 +50,12 @@ def serve(conn: Connection, torch_threads: int) -> None:
             except (EOFError, OSError):
                 return
             try:
-                reply = ("ok", fn(*args))
+                result = fn(*args)
+                if inspect.isgenerator(result):  # a stream: each item goes back as it is made
+                    for item in result:
+                        conn.send(("item", item))
+                    result = None
+                reply = ("ok", result)
             except ValueError as e:
                 reply = ("refused", str(e))
             except Exception:

@@ -7,6 +7,7 @@ import dense from "./widgets/dense.js";
 import ensemble from "./widgets/ensemble.js";
 import gradflow from "./widgets/gradflow.js";
 import imagenet from "./widgets/imagenet.js";
+import landscape from "./widgets/landscape.js";
 import preact from "./widgets/preact.js";
 import shortcut from "./widgets/shortcut.js";
 import transformer from "./widgets/transformer.js";
@@ -14,7 +15,7 @@ import types from "./widgets/types.js";
 import unet from "./widgets/unet.js";
 import variants from "./widgets/variants.js";
 
-const WIDGETS = { anatomy, bypass, degradation, dense, ensemble, gradflow, imagenet, preact, shortcut, transformer, types, unet, variants };
+const WIDGETS = { anatomy, bypass, degradation, dense, ensemble, gradflow, imagenet, landscape, preact, shortcut, transformer, types, unet, variants };
 
 const widgets = [...document.querySelectorAll("[data-widget]")];
 // plotly.js takes the main thread for a while when it runs: first let every widget show its numbers
