@@ -36,7 +36,7 @@ def _command(ctx: typer.Context) -> list[str]:
     """The experiment's command with every setting spelled out (defaults too), as recorded in a results file."""
     args = [ctx.parent.info_name if ctx.parent else "experiment", ctx.info_name or ""]
     for param in ctx.command.params:
-        if param.name in ("store", "write_results_", "results_out", "json_"):
+        if param.name in ("store", "runs_dir", "write_results_", "results_out", "json_"):  # where, not what
             continue
         args += [max(param.opts, key=len), str(ctx.params[param.name])]
     return args
