@@ -28,6 +28,7 @@ def test_each_variant_is_trained_on_every_seed_and_judged_against_identity_by_th
         "deeper is better": "better than identity",
     }.get(again.summary, again.summary)
     assert "against the identity shortcut" in result.rule and "deeper" not in result.rule
+    assert "Training error" not in result.rule  # only the best training loss is compared
     assert result.to_dict()["rows"][1]["model"] == "resnet1d20_dropout"
 
 
@@ -43,3 +44,23 @@ def test_each_variant_is_trained_on_every_seed_and_judged_against_identity_by_th
 def test_bad_config_is_refused_with_its_reason(changes, words):
     with pytest.raises(ValueError, match=words):
         ShortcutVariantsConfig(**changes)
+
+
+def test_the_shipped_variants_follow_from_their_runs_by_the_rule():
+    from skiplab.experiments.results import load_results
+    from skiplab.experiments.variants import SAYS, variants_rule
+
+    data = load_results("shortcut_variants")
+    assert data["rule"] == variants_rule(data["config"]["alpha"])
+    rows = {r["variant"]: r for r in data["rows"]}
+    seeds = data["config"]["seeds"]
+    assert len(seeds) >= 3 and list(rows) == data["config"]["variants"]
+    for v, row in rows.items():
+        assert row["best_train_loss"] == [data["runs"][f"{v}-s{s}"]["best_train_loss"] for s in seeds]
+        if v == "identity":
+            continue
+        again = compare(v, data["config"]["depth"], data["config"]["depth"], rows["identity"]["best_train_loss"],
+                        row["best_train_loss"], alpha=data["config"]["alpha"])  # fmt: skip
+        assert row["comparison"] == again.to_dict() and row["summary"] == SAYS.get(again.summary, again.summary)
+    # What the page says the shipped runs show: dropout on the shortcut is worse than the identity on every seed.
+    assert rows["dropout"]["summary"] == "worse than identity"

@@ -159,12 +159,17 @@ def shortcut_variants(
                 summary="baseline" if comparison is None else SAYS.get(comparison.summary, comparison.summary),
             )
         )
-    rule = (
-        rule_text(cfg.alpha)
+    return ShortcutVariantsResult(cfg, rows, variants_rule(cfg.alpha), PUBLISHED_SOURCE, wall, runs)
+
+
+def variants_rule(alpha: float = 0.05) -> str:
+    """The degradation experiment's paired rule (`verdict.rule_text`), worded for a variant against identity."""
+    text = (
+        rule_text(alpha)
         .replace("Deeper vs shallower net", "Each variant against the identity shortcut")
         .replace("'deeper is worse'", "'worse than identity'")
         .replace("'deeper is better'", "'better than identity'")
         .replace("the log-ratio", "the log-ratio (variant over identity)")
     )
-    return ShortcutVariantsResult(cfg, rows, rule, PUBLISHED_SOURCE, wall, runs)
+    return text[: text.index(" Training error is compared")]  # only the loss is compared here
 
