@@ -115,6 +115,7 @@ class Landscape(Tabular):
     parameters: int  # trainable parameters the directions span
     points: int
     points_per_call: int  # 1: one forward per point; more: vmap over that many stacked weight vectors
+    folded_bn: int  # BatchNorm layers folded into the convolution before them (eval mode only; same function)
     seconds: float  # evaluating every point
     first_row_seconds: float  # until the first row was ready
     roughness: Roughness | None  # a plane's curvature summary (see skiplab.probes.roughness)
@@ -220,15 +221,15 @@ def landscape_stream(
     loss: LossChoice = "auto",
     output: OutputChoice = None,
     points_per_call: int = 1,
+    fold_bn: bool = True,
 ) -> Iterator[LandscapeRow | Landscape]:
     """`loss_landscape`, row by row: yields each `LandscapeRow` as soon as it is computed, then the `Landscape`."""
     x, y = checked_data(model, data, bn)
     check_int("points_per_call", points_per_call, 1, 1024)
     plan = _plan(model, xs, ys, start, end, seed, directions)
     t0 = time.perf_counter()
-    points = PointEvaluator(model, x, y, plan.base, plan.dirs, bn, loss, output)
-    base_loss, base_acc = points.one([0.0] * len(plan.dirs))
-    rows, first = [], None
+    points = PointEvaluator(model, x, y, plan.base, plan.dirs, bn, loss, output, fold=fold_bn)
+    rows, first, base = [], None, None
     for i, b in enumerate(plan.ys or (None,)):
         coords = [(a,) if b is None else (a, b) for a in plan.xs]
         chunks = [coords[k : k + points_per_call] for k in range(0, len(coords), points_per_call)]
@@ -237,8 +238,11 @@ def landscape_stream(
         )
         row = LandscapeRow(i, b, tuple(s[0] for s in scores), tuple(s[1] for s in scores))
         rows.append(row)
+        # The origin on the grid is the same computation as the base point: kept, not evaluated twice.
+        base = scores[plan.xs.index(0.0)] if b in (None, 0.0) and 0.0 in plan.xs and points_per_call == 1 else base
         first = first if first is not None else time.perf_counter() - t0
         yield row
+    base_loss, base_acc = base if base is not None else points.one([0.0] * len(plan.dirs))
     yield Landscape(
         kind=plan.kind,
         xs=plan.xs,
@@ -254,6 +258,7 @@ def landscape_stream(
         parameters=sum(w.numel() for w in plan.base.values()),
         points=len(plan.xs) * max(1, len(plan.ys)),
         points_per_call=points_per_call,
+        folded_bn=points.folded_layers,
         seconds=time.perf_counter() - t0,
         first_row_seconds=first or 0.0,
         roughness=roughness(plan.xs, plan.ys, [r.loss for r in rows]) if plan.ys else None,
@@ -282,7 +287,9 @@ def loss_landscape(
     float targets) or a callable loss(out, y). output: how to read the
     model's output (see `skiplab.probes.common.output_tensor`).
     points_per_call: 1 (one forward per point) or more (vmap over stacked
-    weights). on_row(row) runs as each row is done. The model is not changed.
+    weights). fold_bn: with bn="running", fold each BatchNorm that follows a
+    convolution into it (`skiplab.probes.bnfold`; the same function, faster).
+    on_row(row) runs as each row is done. The model is not changed.
     """
     result = None
     for item in landscape_stream(model, data, **options):

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, replace_all_batch_norm_modules_, vmap
 
+from skiplab.probes.bnfold import fold_batchnorm
 from skiplab.probes.common import OutputChoice, call_model, output_tensor
 from skiplab.probes.targets import LossChoice, compute_loss
 
@@ -83,9 +84,15 @@ def _wide(out: torch.Tensor) -> torch.Tensor:
 class PointEvaluator:
     """The loss and accuracy of the model at base + Σ c_i · d_i, one point or `k` points per call."""
 
-    def __init__(self, model, x, y, base, dirs, bn: str, loss: LossChoice, output: OutputChoice) -> None:
+    def __init__(
+        self, model, x, y, base, dirs, bn: str, loss: LossChoice, output: OutputChoice, fold: bool = True
+    ) -> None:
         self.net = private_copy(model, bn)
-        self.buffers = dict(self.net.named_buffers())
+        # Eval-mode BatchNorm folded into the convolutions before it (skiplab.probes.bnfold): the same function,
+        # a third less time a forward on the 1-D ResNets. Batch statistics change with every point: not folded.
+        self.folded = fold_batchnorm(self.net) if fold and bn == "running" else None
+        self.module = self.folded.module if self.folded is not None else self.net
+        self.buffers = dict(self.module.named_buffers())
         self.x, self.y, self.loss, self.output = x, y, loss, output
         self.base, self.dirs = base, dirs
         # Parameters whose directions are all zero stay the base tensor: vmap need not stack them.
@@ -113,8 +120,14 @@ class PointEvaluator:
             out = output_tensor(call_model(lambda *a, **k: self._call(self._weights(c), a, k), self.x), self.output)
             return self._score(_wide(out))
 
+    @property
+    def folded_layers(self) -> int:
+        return len(self.folded.folds) if self.folded is not None else 0
+
     def _call(self, weights: dict, args: tuple, kwargs: dict):
-        return functional_call(self.net, (weights, self.buffers), args, kwargs)
+        if self.folded is not None:
+            weights = self.folded.weights(weights)
+        return functional_call(self.module, (weights, self.buffers), args, kwargs)
 
     def many(self, cs: Sequence[Sequence[float]]) -> list[tuple[float | None, float | None]]:
         coeffs = torch.tensor(cs, dtype=torch.float32)
