@@ -58,7 +58,7 @@ async function render(el, data) {
     }),
     plot(el.querySelector("[data-role=flow]"), flows, {
       xaxis: { title: { text: "block (input → output)" } },
-      yaxis: { title: { text: "|dL/d(block input)| at init" }, type: "log" },
+      yaxis: { title: { text: "|dL/d(block input)| at init" }, type: "log", dtick: 1, exponentformat: "power" },
       showlegend: false,
     }),
   ]);
