@@ -153,6 +153,21 @@ def summary(r: dict) -> str:
             f"widget's request during the load {web.get('other_widget_during_load_ms')} ms.",
             "",
         ]
+    dr = r.get("bench_drag", {})
+    if dr:
+        lines += [
+            f"Slider drags in Debian's chromium, one step every {dr['step_ms']} ms on a fresh server (time from an "
+            "input to the figure for its value or a later one):",
+            "",
+            "| slider | inputs | figures drawn | median ms | p99 ms |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {name} | {v['inputs']} | {v['renders']} | {v['median_ms']} | {v['p99_ms']} |"
+                for name, v in dr.items()
+                if isinstance(v, dict)
+            ),
+            "",
+        ]
     c = r.get("bench_crash", {})
     if c:
         lines += [
