@@ -21,7 +21,8 @@ from skiplab.web.limits import WorkerPool
 from skiplab.web.settings import WebSettings
 from tests.web import work
 
-SECTIONS = ("bypass", "formula", "block", "gradients", "degradation", "types", "beyond", "ensemble", "pitfalls")
+SECTIONS = ("bypass", "formula", "block", "gradients", "degradation", "landscape", "types", "beyond", "ensemble")
+SECTIONS += ("pitfalls",)
 SECTIONS += ("takeaways", "related")
 
 
@@ -42,7 +43,7 @@ def test_article_has_every_section_and_server_side_math(client):
     # Nothing on the page points outside the server.
     assert not re.search(r'(src|href)="(https?:)?//', html)
     widgets = ("bypass", "anatomy", "gradflow", "degradation", "imagenet", "types", "ensemble", "shortcut", "preact")
-    for widget in (*widgets, "dense"):
+    for widget in (*widgets, "dense", "landscape"):
         assert f'data-widget="{widget}"' in html
 
 

@@ -43,6 +43,8 @@ def test_every_computing_route_documents_429_and_503():
         "/api/pitfalls/preact",
         "/api/pitfalls/dense-memory",
         "/api/pitfalls/shortcut",
+        "/api/landscape/plane",
+        "/api/landscape/line",
     ]
     for path in computing:
         assert {"422", "429", "503"} <= set(paths[path]["get"]["responses"]), path

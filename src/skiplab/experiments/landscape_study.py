@@ -181,10 +181,26 @@ class PairComparison:
 
 
 @dataclass(frozen=True)
+class DepthGrowth:
+    """Whether the plain net's excess roughness grows with depth (Li et al.: alike at 20 layers, apart at 56)."""
+
+    measure: str  # non_convex_share (excess: plain − residual) | lambda_max (excess: plain ÷ residual)
+    seeds: list[int]
+    shallow: list[float | None]  # the excess at the shallower depth, per seed
+    deep: list[float | None]
+    grows_on: int  # seeds where the excess is larger at the deeper depth
+    every_seed: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class LandscapeStudy:
     config: StudyConfig
     measures: tuple[SubjectMeasure, ...]
     comparisons: tuple[PairComparison, ...]
+    growth: tuple[DepthGrowth, ...]
     finding: str  # what the comparisons show, in words, from their fields
     rule: str
     wall_seconds: float = field(default=0.0)
@@ -194,6 +210,7 @@ class LandscapeStudy:
             "config": self.config.to_dict(),
             "measures": [m.to_dict() for m in self.measures],
             "comparisons": [c.to_dict() for c in self.comparisons],
+            "growth": [g.to_dict() for g in self.growth],
             "finding": self.finding,
             "rule": self.rule,
             "wall_seconds": self.wall_seconds,
@@ -202,7 +219,8 @@ class LandscapeStudy:
 
 RULE = (
     "for each depth and measure, plain and residual nets of the same seed are compared; the claim 'the plain net is "
-    "rougher' holds on a measure when the plain net's value is higher on every seed"
+    "rougher' holds on a measure when the plain net's value is higher on every seed; the excess grows with depth on "
+    "a seed when plain minus residual (non-convex share), or plain over residual (λmax), is larger at 56 layers"
 )
 
 
@@ -237,6 +255,23 @@ def compare(measures: list[SubjectMeasure], seeds: list[int]) -> list[PairCompar
     return out
 
 
+def growth(measures: list[SubjectMeasure], seeds: list[int]) -> list[DepthGrowth]:
+    """Per seed, the plain net's excess over the residual net at the shallow and the deep depth."""
+    by = {(m.kind, m.depth, m.seed): m for m in measures}
+    excess = {
+        "non_convex_share": lambda p, r: None if p is None or r is None else p - r,
+        "lambda_max": lambda p, r: p / r if r > 0 else None,
+    }
+    out = []
+    for name, of in excess.items():
+        shallow, deep = (
+            [of(getattr(by[("plain", d, s)], name), getattr(by[("res", d, s)], name)) for s in seeds] for d in DEPTHS
+        )
+        grows = sum(a is not None and b is not None and b > a for a, b in zip(shallow, deep))
+        out.append(DepthGrowth(name, seeds, shallow, deep, grows, grows == len(seeds)))
+    return out
+
+
 WORDS = {
     "non_convex_share": "a larger non-convex share of its plane",
     "lambda_max": "a sharper minimum (larger λmax)",
@@ -248,8 +283,9 @@ def _listed(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def finding(comparisons: list[PairComparison]) -> str:
-    """One sentence per depth: on which measures the plain net is rougher on every seed, and where not."""
+def finding(comparisons: list[PairComparison], grown: list[DepthGrowth] = ()) -> str:
+    """One sentence per depth: on which measures the plain net is rougher on every seed, and where not; then
+    whether that excess grows with depth."""
     parts = []
     for depth in DEPTHS:
         mine = [c for c in comparisons if c.depth == depth]
@@ -263,6 +299,14 @@ def finding(comparisons: list[PairComparison]) -> str:
         else:
             text = f"At {depth} layers the plain net has {_listed(not_held)} seeds"
         parts.append(text + ".")
+    if grown:
+        n = len(grown[0].seeds)
+        said = {
+            "non_convex_share": "its excess non-convex share",
+            "lambda_max": "its λmax as a multiple of the residual's",
+        }
+        grew = [f"{said[g.measure]} on {g.grows_on} of {n} seeds" for g in grown]
+        parts.append(f"From {DEPTHS[0]} to {DEPTHS[-1]} layers the plain net's excess grows: {_listed(grew)}.")
     return " ".join(parts)
 
 
@@ -279,8 +323,8 @@ def landscape_study(cfg: StudyConfig | None = None, on_subject=None) -> Landscap
                 measures.append(m)
                 if on_subject is not None:
                     on_subject(m)
-    comparisons = compare(measures, seeds)
-    return LandscapeStudy(cfg, tuple(measures), tuple(comparisons), finding(comparisons), RULE,
+    comparisons, grown = compare(measures, seeds), growth(measures, seeds)
+    return LandscapeStudy(cfg, tuple(measures), tuple(comparisons), tuple(grown), finding(comparisons, grown), RULE,
                           round(time.perf_counter() - t0, 1))  # fmt: skip
 
 

@@ -142,6 +142,7 @@ export default function landscape(el) {
   let subjects = null;
   let grids = {};
   let current = null; // {controller, settings}
+  let shown = null; // {settings, grids, lines}: the last view drawn in full, to go back to if a change is refused
   let visible = false;
 
   const redraw = () => {
@@ -188,12 +189,37 @@ export default function landscape(el) {
       }
       await drawLines(el, lines);
       if (current?.controller !== controller) return;
+      shown = { settings, grids, lines };
       status.textContent = "";
       markReady(el);
     } catch (e) {
       if (e.name === "AbortError" || current?.controller !== controller) return;
-      showError(el, e.message, { figures: "kept" });
+      refused(e.message);
     }
+  }
+
+  // A change the server refused before any row came: the controls, the URL and the figures go back to the
+  // last view drawn in full, and the message says so; a stream that failed later keeps the rows it drew.
+  function refused(message) {
+    const started = KINDS.some(([k]) => grids[k]?.rows.some(Boolean));
+    if (started || !shown) {
+      showError(el, message, { figures: started ? "kept" : "none" });
+      return;
+    }
+    for (const input of form.elements) {
+      if (input.name && input.name !== "view" && input.name in shown.settings) input.value = shown.settings[input.name];
+    }
+    saveSettings("landscape", form);
+    grids = shown.grids;
+    const depth = Number(shown.settings.depth);
+    studyTable(el, subjects, depth, Number(shown.settings.seed));
+    for (const [k, name] of KINDS) {
+      el.querySelector(`[data-role=${k}] h4`).textContent = `${name}-${depth}`;
+      panelNote(el, k, grids[k], depth);
+    }
+    redraw();
+    findingText(el, subjects, grids, shown.settings);
+    showError(el, message, { figures: "kept", detail: "— the controls are back at the settings of the figures below." });
   }
 
   form.addEventListener("change", (e) => {
