@@ -63,3 +63,13 @@ def test_landscape_subjects_from_run_folders(tmp_path):
     assert index["command"] == f"skiplab experiment landscape-subjects --runs-dir {tmp_path / 'runs'}"
     missing = runner.invoke(app, ["experiment", "landscape-subjects", "--runs-dir", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "--runs-dir" in missing.output
+
+
+def test_probe_landscape_of_a_run_folder(tmp_path):
+    _fake_runs(tmp_path / "runs", seed=1)
+    run = tmp_path / "runs" / "res20-s1"
+    result = runner.invoke(app, ["probe", "landscape", "--run-dir", str(run), "--grid", "3", "--examples", "8",
+                                 "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["subject"] == str(run) and out["model"] == "resnet1d20" and out["plane"]["folded_bn"] == 19
