@@ -66,7 +66,7 @@ def test_landscape_subjects_from_run_folders(tmp_path):
 
 
 def test_probe_landscape_of_a_run_folder(tmp_path):
-    _fake_runs(tmp_path / "runs", seed=1)
+    _fake_runs(tmp_path / "runs", seed=1, depths=(20,))
     run = tmp_path / "runs" / "res20-s1"
     result = runner.invoke(app, ["probe", "landscape", "--run-dir", str(run), "--grid", "3", "--examples", "8",
                                  "--json"])  # fmt: skip

@@ -48,12 +48,12 @@ def test_initial_model_is_the_net_training_started_from():
     assert not torch.equal(other["conv1.weight"], rebuilt["conv1.weight"])
 
 
-def _fake_runs(root, seed=0, epochs_done=1):
+def _fake_runs(root, seed=0, epochs_done=1, depths=DEPTHS):
     """Run folders as a finished degradation experiment leaves them, with weights that differ from the init."""
     data = load_dataset("mnist1d")
     states = {}
     for kind in KINDS:
-        for depth in DEPTHS:
+        for depth in depths:
             cfg = RECIPE.train_config(kind, depth, seed).replace(epochs=1)
             model = initial_model(cfg, data)
             with torch.no_grad():

@@ -235,8 +235,8 @@ def test_hessian_of_a_batchnorm_net_in_eval_mode_matches_dense():
     assert h.bn == "running" and not model.training
 
 
-def test_hessian_reports_an_unconverged_run_as_such(zoo):
-    model, x, y = zoo
+def test_hessian_reports_an_unconverged_run_as_such(user):
+    model, x, y = user
     h = hessian_spectrum(model, (x, y), iters=2, tol=1e-9)
     top, smallest = h.eigenvalues
     assert not top.converged and top.iterations == 2 and top.residual > 1e-9 * abs(top.value)
