@@ -61,7 +61,8 @@ def test_shortcut_variants_combine_x_and_fx_as_he_et_al_2016_table_1():
 
     torch.manual_seed(0)
     x = torch.randn(4, 8, 12)
-    blocks = {v: VariantBlock1d(8, v).eval() for v in ("scale", "exclusive_gate", "shortcut_gate", "conv1x1", "dropout")}
+    variants = ("scale", "exclusive_gate", "shortcut_gate", "conv1x1", "dropout")
+    blocks = {v: VariantBlock1d(8, v).eval() for v in variants}
     for b in blocks.values():
         b.reset_gate()
     f = {v: b.residual(x) for v, b in blocks.items()}
