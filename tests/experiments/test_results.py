@@ -44,11 +44,15 @@ def test_every_shipped_file_records_how_and_where_it_was_made(name):
     assert data["versions"]["torch"] == torch.__version__
     assert "git_revision" in data and data["created"].endswith("Z")
     assert {"cpu", "arch", "capability", "threads"} <= set(data["machine"])
+    if "runs" not in data:  # a measurement of the zoo, nothing trained: the process's own threads
+        assert data["machine"]["threads"] >= 1
+        return
     assert data["machine"]["threads"] == data["config"]["threads"]
     for run in data["runs"].values():
         assert run["status"] == "completed" and run["machine"] == data["machine"]
         assert [e["epoch"] for e in run["epochs"]] == list(range(1, run["config"]["epochs"] + 1))
-        assert run["best_train_loss"] == min(e["train_loss"] for e in run["epochs"])
+        if "best_train_loss" in run:  # classifier runs (the U-Net's keep IoU and boundary F per epoch instead)
+            assert run["best_train_loss"] == min(e["train_loss"] for e in run["epochs"])
 
 
 def test_unknown_results_name():

@@ -8,8 +8,8 @@ from skiplab.web.app import create_app
 from skiplab.web.article import parameter_schemas
 from skiplab.web.settings import WebSettings
 
-# The degradation widget shows stored runs from one endpoint and trains live through another.
-CONTROLS_SEND_TO = {"/api/results/degradation": "/api/jobs"}
+# The degradation and U-Net widgets show stored runs from one endpoint and train live through another.
+CONTROLS_SEND_TO = {"/api/results/degradation": "/api/jobs", "/api/unet/results": "/api/unet/jobs"}
 
 
 class Controls(HTMLParser):
@@ -23,10 +23,13 @@ class Controls(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if "data-display" in a:  # how the figures are drawn (contours or a surface): never sent to the server
+            return
         if tag == "figure" and "data-endpoint" in a:
             self.endpoint = CONTROLS_SEND_TO.get(a["data-endpoint"], a["data-endpoint"])
         elif tag == "input" and self.endpoint and a.get("name"):
-            self.found.append((self.endpoint, tag, a, []))
+            # data-param: the parameter the control fills, where its form name differs (live_seed sends seed)
+            self.found.append((self.endpoint, tag, {**a, "name": a.get("data-param", a["name"])}, []))
         elif tag == "select" and self.endpoint:
             self._select = (self.endpoint, a, [])
         elif tag == "option" and self._select is not None:

@@ -198,6 +198,7 @@ def test_every_route_with_query_settings_is_covered(app):
     paths = {p for p, _ in query_routes(app)}
     expected = {"/api/bypass", "/api/anatomy", "/api/gradflow", "/api/skip-types", "/api/paths", "/api/runs"}
     expected |= {"/api/pitfalls/shortcut", "/api/pitfalls/preact", "/api/pitfalls/dense-memory"}
+    expected |= {"/api/transformer/stream", "/api/landscape/plane", "/api/landscape/line"}
     assert paths == expected
 
 
@@ -226,13 +227,18 @@ def test_the_pages_own_forms_send_only_parameters_their_endpoint_knows(app, clie
     form sends depth, skip and epochs as the JSON body of POST /api/jobs (degradation.js)."""
     html = client.get("/").text
     known = dict(query_routes(app))
-    body_fields = set(app.openapi()["components"]["schemas"]["JobRequest"]["properties"])
+    body = app.openapi()["components"]["schemas"]
+    live = {"/api/results/degradation": "JobRequest", "/api/unet/results": "UNetJobRequest"}  # their forms train
     figures = re.findall(r'<figure class="widget"[^>]*data-endpoint="([^"]+)"[^>]*>(.*?)</figure>', html, re.S)
     assert len(figures) >= 9
     for endpoint, inner in figures:
-        names = set(re.findall(r'<(?:input|select|textarea)[^>]*\bname="([^"]+)"', inner))
-        if endpoint == "/api/results/degradation":  # its form trains a live job
-            assert names <= body_fields, names - body_fields
+        controls = re.findall(r'<(?:input|select|textarea)\b[^>]*>', inner)
+        # data-display controls choose how figures are drawn and are never sent
+        named = [c for c in controls if "name=" in c and "data-display" not in c]
+        names = {(re.search(r'\bdata-param="([^"]+)"', c) or re.search(r'\bname="([^"]+)"', c))[1] for c in named}
+        if endpoint in live:  # its form trains a live job: the controls are the fields of its JSON body
+            fields = set(body[live[endpoint]]["properties"])
+            assert names <= fields, names - fields
         elif endpoint in known:
             assert names, endpoint
             assert names <= set(known[endpoint]), (endpoint, names - set(known[endpoint]))

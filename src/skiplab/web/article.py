@@ -84,7 +84,8 @@ def bounds_of(schemas: dict[str, dict[str, dict]]):
 
     def bounds(path: str, name: str) -> Markup:
         schema = schemas[path][name]
-        return Markup(f'min="{schema["minimum"]:g}" max="{schema["maximum"]:g}"')
+        # repr, not :g — a seed's bound 2**31 - 1 must not be rounded to 2.14748e+09
+        return Markup(f'min="{schema["minimum"]!r}" max="{schema["maximum"]!r}"')
 
     return bounds
 
