@@ -12,14 +12,8 @@
 //   the message shows.
 
 const params = () => new URLSearchParams(window.location.search);
-
-function controls(form) {
-  return [...form.elements].filter((e) => e.name);
-}
-
-function valueOf(input) {
-  return input.type === "checkbox" ? String(input.checked) : input.value;
-}
+const controls = (form) => [...form.elements].filter((e) => e.name);
+const valueOf = (input) => (input.type === "checkbox" ? String(input.checked) : input.value);
 
 // The value the page was written with (the HTML's value / checked / selected), which `form.reset()` restores.
 function defaultOf(input) {
