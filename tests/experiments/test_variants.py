@@ -57,3 +57,13 @@ def test_the_shipped_variants_follow_from_their_runs_by_the_rule():
         assert row["comparison"] == again.to_dict() and row["summary"] == SAYS.get(again.summary, again.summary)
     # What the page says the shipped runs show: dropout on the shortcut is worse than the identity on every seed.
     assert rows["dropout"]["summary"] == "worse than identity"
+
+
+def test_the_cli_names_a_bad_option():
+    from typer.testing import CliRunner
+
+    from skiplab.cli import app
+
+    for args, flag in ((["--depth", "3"], "--depth"), (["--seeds", "x"], "--seeds"), (["--variants", "scale"], "")):
+        out = CliRunner().invoke(app, ["experiment", "shortcut-variants", *args])
+        assert out.exit_code == 2 and flag in out.output, out.output

@@ -19,7 +19,19 @@ from skiplab.cli.common import (
     print_table,
     user_errors,
 )
-from skiplab.cli.experiment import OutOpt, WorkersOpt, WriteOpt, _keep_results, _on_run, experiment_app
+from skiplab.cli.experiment import (
+    BatchOpt,
+    EpochsOpt,
+    LrOpt,
+    OutOpt,
+    SeedsOpt,
+    WarmupOpt,
+    WorkersOpt,
+    WriteOpt,
+    _keep_results,
+    _on_run,
+    experiment_app,
+)
 from skiplab.experiments.variants import ShortcutVariantsConfig, shortcut_variants
 
 D = ShortcutVariantsConfig()
@@ -29,12 +41,12 @@ D = ShortcutVariantsConfig()
 def shortcut_variants_cmd(
     ctx: typer.Context,
     depth: Annotated[int, typer.Option(help="20 or 56.")] = D.depth,
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = ",".join(map(str, D.seeds)),
+    seeds: SeedsOpt = ",".join(map(str, D.seeds)),
     variants: Annotated[str, typer.Option(help="Comma-separated, identity first.")] = ",".join(D.variants),
-    epochs: Annotated[int, typer.Option()] = D.epochs,
-    lr: Annotated[float, typer.Option()] = D.lr,
-    warmup: Annotated[float, typer.Option()] = D.warmup_epochs,
-    batch: Annotated[int, typer.Option("--batch")] = D.batch_size,
+    epochs: EpochsOpt = D.epochs,
+    lr: LrOpt = D.lr,
+    warmup: WarmupOpt = D.warmup_epochs,
+    batch: BatchOpt = D.batch_size,
     workers: WorkersOpt = D.workers,
     store: StoreOpt = DEFAULT_STORE,
     write_results_: WriteOpt = False,
