@@ -1,6 +1,7 @@
 // Degradation: stored training curves of plain vs residual nets at two depths, drawn at once,
 // and a live run streamed epoch by epoch over server-sent events, with a cancel button.
-import { COLORS, fetchJSON, fmt, h, markReady, numbersShown, plot, restoreSettings, saveSettings, setBusy, settingsOf, showError, clearError, table } from "../common.js";
+import { COLORS, fetchJSON, fmt, h, markReady, numbersShown, plot, restoreSettings, saveSettings, setBusy, settingsOf, showError, table } from "../common.js";
+import { liveJob } from "../live.js";
 
 const DEPTH_SHADE = { 20: 0.45, 56: 1 };
 
@@ -97,84 +98,45 @@ async function showSearch(el) {
 
 export default function degradation(el) {
   const form = el.querySelector("form");
-  const trainBtn = el.querySelector("[data-role=train]");
-  const cancelBtn = el.querySelector("[data-role=cancel]");
   const status = el.querySelector(".status");
   let stored = null;
   let live = null;
-  let source = null;
-  let jobId = null;
+  let lastEpoch = null;
   restoreSettings("degradation", form);
   form.addEventListener("change", () => saveSettings("degradation", form));
 
-  function finish(message) {
-    source?.close();
-    source = null;
-    trainBtn.disabled = false;
-    cancelBtn.disabled = true;
-    el.dataset.job = "done";
-    status.textContent = message;
-    draw(el, stored, live); // the live trace's name and points are this run's, whatever it reached
-  }
-
-  async function train() {
-    saveSettings("degradation", form);
-    const settings = settingsOf(form);
-    const body = { depth: Number(settings.depth), skip: settings.skip, epochs: Number(settings.epochs) };
-    clearError(el);
-    try {
-      const job = await fetchJSON("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-      jobId = job.id;
-    } catch (e) {
-      showError(el, e.message);
-      return;
-    }
-    // The stored figures stay current while a run trains: the widget is not faded, only the status moves.
-    live = { ...body, epochs: [] };
-    el.dataset.job = "running";
-    el.dataset.liveEpochs = "0";
-    trainBtn.disabled = true;
-    cancelBtn.disabled = false;
-    status.textContent = `training ${liveName(live)}: starting the training process…`;
-    draw(el, stored, live); // the previous live run's curve goes now, not when this one's first epoch ends
-    source = new EventSource(`/api/jobs/${jobId}/events`);
-    let lastEpoch = null;
-    source.addEventListener("progress", (ev) => {
-      const p = JSON.parse(ev.data);
-      status.textContent = `training ${liveName(live)}: epoch ${p.epoch}/${body.epochs}, batch ${p.step} of ${p.steps}` + (lastEpoch ? ` — last epoch: training loss ${fmt(lastEpoch.train_loss)}` : "");
-    });
-    source.addEventListener("epoch", (ev) => {
-      const m = JSON.parse(ev.data);
-      live.epochs.push(m);
-      lastEpoch = m;
-      status.textContent = `training ${liveName(live)}: epoch ${m.epoch}/${body.epochs} done: training loss ${fmt(m.train_loss)}, training error ${fmt(m.train_error)}`;
-      el.dataset.liveEpochs = String(live.epochs.length);
-      draw(el, stored, live);
-    });
-    source.addEventListener("end", (ev) => {
-      const end = JSON.parse(ev.data);
+  liveJob(el, {
+    request() {
+      saveSettings("degradation", form);
+      const settings = settingsOf(form);
+      return { url: "/api/jobs", body: { depth: Number(settings.depth), skip: settings.skip, epochs: Number(settings.epochs) } };
+    },
+    started(body) {
+      // The stored figures stay current while a run trains: the widget is not faded, only the status moves.
+      live = { ...body, asked: body.epochs, epochs: [] }; // asked: the epochs requested; epochs: those done
+      lastEpoch = null;
+      el.dataset.liveEpochs = "0";
+      draw(el, stored, live); // the previous live run's curve goes now, not when this one's first epoch ends
+      return `training ${liveName(live)}: starting the training process…`;
+    },
+    on: {
+      progress(p) {
+        status.textContent = `training ${liveName(live)}: epoch ${p.epoch}/${live.asked}, batch ${p.step} of ${p.steps}` + (lastEpoch ? ` — last epoch: training loss ${fmt(lastEpoch.train_loss)}` : "");
+      },
+      epoch(m) {
+        live.epochs.push(m);
+        lastEpoch = m;
+        status.textContent = `training ${liveName(live)}: epoch ${m.epoch}/${live.asked} done: training loss ${fmt(m.train_loss)}, training error ${fmt(m.train_error)}`;
+        el.dataset.liveEpochs = String(live.epochs.length);
+        draw(el, stored, live);
+      },
+    },
+    ended(end) {
       const last = live.epochs.at(-1);
-      finish(`live run ${end.status} after ${live.epochs.length} epoch(s)` + (last ? `: best training loss so far ${fmt(Math.min(...live.epochs.map((e) => e.train_loss ?? Infinity)))}` : "") + (end.message ? ` — ${end.message}` : "."));
-      markReady(el);
-    });
-    source.onerror = () => {
-      if (source) finish("the live stream was interrupted; the server may have stopped.");
-    };
-  }
-
-  async function cancel() {
-    if (!jobId) return;
-    cancelBtn.disabled = true;
-    status.textContent = "cancelling…";
-    try {
-      await fetchJSON(`/api/jobs/${jobId}/cancel`, { method: "POST" });
-    } catch (e) {
-      showError(el, e.message);
-    }
-  }
-
-  trainBtn.addEventListener("click", train);
-  cancelBtn.addEventListener("click", cancel);
+      return `live run ${end.status} after ${live.epochs.length} epoch(s)` + (last ? `: best training loss so far ${fmt(Math.min(...live.epochs.map((e) => e.train_loss ?? Infinity)))}` : "") + (end.message ? ` — ${end.message}` : ".");
+    },
+    finished: () => draw(el, stored, live), // the live trace's name and points are this run's, whatever it reached
+  });
 
   return async function load() {
     setBusy(el, true);

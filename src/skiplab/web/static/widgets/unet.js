@@ -1,6 +1,7 @@
 // U-Net long skips: the stored pair of runs per seed (masks drawn beside input and truth, IoU and boundary F,
 // the verdict of the stated rule) and a fresh pair trained live, each net's epoch drawn as it arrives.
-import { COLORS, clearError, fetchJSON, fmt, h, markReady, numbersShown, plot, restoreSettings, saveSettings, setBusy, settingsOf, showError, table } from "../common.js";
+import { COLORS, fetchJSON, fmt, h, markReady, numbersShown, plot, restoreSettings, saveSettings, setBusy, settingsOf, showError, table } from "../common.js";
+import { liveJob } from "../live.js";
 
 const NET = { true: "with long skips", false: "without long skips" };
 const METRIC = { iou: "IoU", boundary_f: "boundary F" };
@@ -131,13 +132,9 @@ function describe(el, data) {
 export default function unet(el) {
   const form = el.querySelector("form");
   const seedSelect = form.querySelector("[name=seed]");
-  const trainBtn = el.querySelector("[data-role=train]");
-  const cancelBtn = el.querySelector("[data-role=cancel]");
   const status = el.querySelector(".status");
   let data = null;
   let live = null;
-  let source = null;
-  let jobId = null;
 
   async function redraw() {
     if (!data) return;
@@ -154,18 +151,7 @@ export default function unet(el) {
     if (e.target === seedSelect) redraw();
   });
 
-  function finish(message) {
-    source?.close();
-    source = null;
-    trainBtn.disabled = false;
-    cancelBtn.disabled = true;
-    el.setAttribute("aria-busy", "false");
-    el.dataset.job = "done";
-    status.textContent = message;
-  }
-
-  function onEpoch(ev) {
-    const m = JSON.parse(ev.data);
+  function onEpoch(m) {
     live.nets[m.long_skips] = m;
     live.history.push(m);
     el.dataset.liveEvents = String(live.history.length);
@@ -174,51 +160,23 @@ export default function unet(el) {
     redraw();
   }
 
-  async function train() {
-    saveSettings("unet", form);
-    const settings = settingsOf(form);
-    const body = { seed: Number(settings.live_seed), epochs: Number(settings.epochs) };
-    clearError(el);
-    try {
-      jobId = (await fetchJSON("/api/unet/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })).id;
-    } catch (e) {
-      showError(el, e.message, { figures: data ? "kept" : "none" });
-      return;
-    }
-    live = { ...body, nets: {}, history: [] };
-    delete el.dataset.liveFirstAt;
-    el.dataset.liveEvents = "0";
-    el.dataset.job = "running";
-    el.dataset.liveStartedAt = String(performance.now());
-    setBusy(el, true);
-    trainBtn.disabled = true;
-    cancelBtn.disabled = false;
-    status.textContent = `training a fresh pair (seed ${body.seed}, ${body.epochs} epochs each): the first masks come after one epoch of the first net…`;
-    source = new EventSource(`/api/jobs/${jobId}/events`);
-    source.addEventListener("epoch", onEpoch);
-    source.addEventListener("end", (ev) => {
-      const end = JSON.parse(ev.data);
-      finish(`live pair ${end.status}` + (end.message ? ` — ${end.message}` : "") + ".");
-      markReady(el);
-    });
-    source.onerror = () => {
-      if (source) finish("the live stream was interrupted; the server may have stopped.");
-    };
-  }
-
-  async function cancel() {
-    if (!jobId) return;
-    cancelBtn.disabled = true;
-    status.textContent = "cancelling…";
-    try {
-      await fetchJSON(`/api/jobs/${jobId}/cancel`, { method: "POST" });
-    } catch (e) {
-      showError(el, e.message);
-    }
-  }
-
-  trainBtn.addEventListener("click", train);
-  cancelBtn.addEventListener("click", cancel);
+  const job = liveJob(el, {
+    request() {
+      saveSettings("unet", form);
+      const settings = settingsOf(form);
+      return { url: "/api/unet/jobs", body: { seed: Number(settings.live_seed), epochs: Number(settings.epochs) } };
+    },
+    started(body) {
+      live = { ...body, nets: {}, history: [] };
+      delete el.dataset.liveFirstAt;
+      el.dataset.liveEvents = "0";
+      el.dataset.liveStartedAt = String(performance.now());
+      setBusy(el, true);
+      return `training a fresh pair (seed ${body.seed}, ${body.epochs} epochs each): the first masks come after one epoch of the first net…`;
+    },
+    on: { epoch: onEpoch },
+    ended: (end) => `live pair ${end.status}` + (end.message ? ` — ${end.message}` : "") + ".",
+  });
 
   return async function load() {
     setBusy(el, true);
@@ -229,7 +187,7 @@ export default function unet(el) {
       describe(el, data);
       await redraw();
     } catch (e) {
-      trainBtn.disabled = true; // a live pair is drawn beside the stored inputs and truths: without them, nothing to draw on
+      job.disable(); // a live pair is drawn beside the stored inputs and truths: without them, nothing to draw on
       showError(el, e.message);
     }
   };
