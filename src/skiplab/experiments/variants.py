@@ -112,13 +112,11 @@ class ShortcutVariantsResult:
         }
 
 
-def init_flow(cfg: ShortcutVariantsConfig, variant: str) -> list[float]:
-    """Per-block gradient norms of the freshly initialised net (the training seed's weights) on one batch."""
-    data = load_dataset(cfg.data)
+def init_flow(cfg: ShortcutVariantsConfig, variant: str, x, y) -> list[float]:
+    """Per-block gradient norms of the freshly initialised net (the training seed's weights) on the batch x, y."""
     with seeded(cfg.seeds[0]):
         model = create_model(cfg.model(variant))
-    x = data.prepare(data.x_train[:FLOW_BATCH])
-    flow = gradient_flow(model.train(), x, data.y_train[:FLOW_BATCH])
+    flow = gradient_flow(model.train(), x, y)
     return [la.input_grad_norm for la in flow.layers]
 
 
@@ -140,11 +138,13 @@ def shortcut_variants(
         return out
 
     base = per_seed("identity", "best")
+    data = load_dataset(cfg.data)  # one batch of training signals, the same for every variant's flow
+    x, y = data.prepare(data.x_train[:FLOW_BATCH]), data.y_train[:FLOW_BATCH]
     rows = []
     for v in cfg.variants:
         losses = per_seed(v, "best")
         comparison = None if v == "identity" else compare(v, cfg.depth, cfg.depth, base, losses, alpha=cfg.alpha)
-        flow = init_flow(cfg, v)
+        flow = init_flow(cfg, v, x, y)
         rows.append(
             VariantRow(
                 variant=v,
