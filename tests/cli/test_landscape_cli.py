@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 
 from skiplab.cli import app
 from skiplab.experiments.landscape import read_index
+from skiplab.probes.common import usable_cores
 from tests.experiments.test_landscape import _fake_runs
 
 runner = CliRunner()
@@ -24,6 +25,10 @@ def test_probe_landscape_plane_json_and_table():
     plane = out["plane"]
     assert plane["kind"] == "plane" and len(plane["rows"]) == 3 and plane["bn"] == "running"
     assert plane["rows"][1]["loss"][1] == plane["base_loss"]
+    one = runner.invoke(app, ["probe", "landscape", "--subject", _shipped(), "--grid", "3", "--examples", "16",
+                              "--threads", "1", "--json"])  # fmt: skip
+    assert plane["threads"] == usable_cores()  # the default: one point per core at once
+    assert json.loads(one.output)["plane"]["rows"] == plane["rows"]  # the same numbers as one at a time
     table = runner.invoke(app, ["probe", "landscape", "--subject", _shipped(), "--grid", "3", "--examples", "16"])
     assert table.exit_code == 0 and "non-convex share of the plane" in table.output
 
@@ -45,6 +50,7 @@ def test_probe_landscape_bad_options_exit_2_naming_them():
         (["--subject", _shipped(), "--grid", "4"], "--grid"),
         (["--subject", _shipped(), "--view", "volume"], "--view"),
         (["--subject", _shipped(), "--split", "val"], "--split"),
+        (["--subject", _shipped(), "--threads", "0"], "--threads"),
     ):
         result = runner.invoke(app, ["probe", "landscape", *args])
         assert result.exit_code == 2 and flag in result.output, (args, result.output)

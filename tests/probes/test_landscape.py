@@ -124,6 +124,18 @@ def test_vmap_over_points_matches_one_point_at_a_time(user):
     assert many.points_per_call == 2
 
 
+@pytest.mark.parametrize("bn", ["running", "batch"])
+def test_points_in_threads_equal_one_point_at_a_time(zoo, bn):
+    """Each thread runs its own copy of the model: a shared one would have its weights swapped mid-forward."""
+    model, x, y = zoo
+    one = loss_landscape(model, (x, y), xs=GRID, ys=GRID, seed=3, bn=bn)
+    three = loss_landscape(model, (x, y), xs=GRID, ys=GRID, seed=3, bn=bn, threads=3)
+    assert [r.loss for r in three.rows] == [r.loss for r in one.rows]  # the same numbers, not merely close
+    assert [r.accuracy for r in three.rows] == [r.accuracy for r in one.rows]
+    assert (three.base_loss, three.threads, one.threads) == (one.base_loss, 3, 1)
+    assert len({r.loss for r in one.rows}) == 3  # the rows differ: the check above could fail
+
+
 def test_line_ends_are_the_two_weight_vectors(zoo):
     model, x, y = zoo
     torch.manual_seed(7)
@@ -168,6 +180,7 @@ def test_stream_yields_rows_in_order_then_the_landscape(user):
         ({"xs": GRID, "ys": GRID, "directions": [{}]}, "give 2"),
         ({"xs": GRID, "ys": GRID, "directions": [{"conv.weight": torch.zeros(1)}] * 2}, "directions[0] must map"),
         ({"xs": GRID, "points_per_call": 0}, "points_per_call"),
+        ({"xs": GRID, "threads": 0}, "threads"),
     ],
 )
 def test_bad_options_are_refused_with_their_name(user, options, message):

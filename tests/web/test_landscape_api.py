@@ -1,7 +1,9 @@
 """The landscape routes and the streaming they use: events in order, refusals before the stream, errors in it."""
 
 import json
+import socket
 import threading
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,6 +14,7 @@ from skiplab.web.app import create_app
 from skiplab.web.limits import Cancelled, TooSlow, WorkerPool
 from skiplab.web.settings import WebSettings
 from tests.web import stream_work
+from tests.web.conftest import start_server, stop_server
 
 LOCAL = "http://127.0.0.1"
 HANG_GUARD_S = 600
@@ -151,3 +154,30 @@ def test_a_withdrawn_stream_stops_its_worker(tmp_path):
         assert pool.call_admitted(stream_work.count, 1) is None  # a fresh worker answers the next request
     finally:
         pool.shutdown()
+
+
+def test_a_reader_who_leaves_mid_plane_stops_its_computation():
+    """End to end over a real socket: the largest plane, the connection closed after its first row."""
+    live = start_server(WebSettings(warm_up=False, cache_size=0, compute_timeout_s=HANG_GUARD_S))
+    try:
+        pool = live.app.state.landscape_engine.pool
+        port = int(live.url.rsplit(":", 1)[1])
+        query = f"kind=plain&depth=56&grid=21&seed={read_index().seeds[0]}"
+        with socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD_S) as s:
+            s.sendall(f"GET /api/landscape/plane?{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+            got = b""
+            while b'"event": "row"' not in got and b'"event":"row"' not in got:
+                chunk = s.recv(65536)
+                assert chunk, got[-300:]
+                got += chunk
+            assert pool.admitted == 1 and len(pool._all) == 1
+            (worker,) = pool._all
+        left = time.monotonic()
+        while pool.admitted and time.monotonic() - left < 30:
+            time.sleep(0.05)
+        # The plane has 20 rows to go (several seconds): the slot is freed and the worker stopped well before.
+        assert pool.admitted == 0 and time.monotonic() - left < 30
+        worker.process.join(10)
+        assert not worker.process.is_alive()
+    finally:
+        stop_server(live)

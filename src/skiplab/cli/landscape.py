@@ -26,6 +26,7 @@ from skiplab.experiments.landscape_study import (
     sharpness_of,
     write_study,
 )
+from skiplab.probes.common import tuned, usable_cores
 from skiplab.probes.hessian import HessianSpectrum
 from skiplab.probes.landscape import Landscape
 
@@ -103,6 +104,10 @@ def probe_landscape_cmd(
     split: Annotated[str, typer.Option(help="train | test: which signals the loss is measured on.")] = "train",
     examples: Annotated[int, typer.Option(help="Signals in the batch.")] = EXAMPLES,
     iters: Annotated[int, typer.Option(help="Sharpness: Hessian-vector products per eigenvalue at most.")] = 100,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="Plane and line: points evaluated at once, one per thread (default: one per core)."),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Loss plane, init-to-trained line or Hessian extremes of a trained net (Li et al. 2018)."""
@@ -110,14 +115,23 @@ def probe_landscape_cmd(
         if view not in VIEWS:
             raise ValueError(f"view must be one of {', '.join(VIEWS)}; got {view!r}")
         s = _subject(run_dir, subject)
-        if view == "plane":
-            *_, result = plane_of(
-                s, grid=grid, span=span, direction_seed=direction_seed, split=split, examples=examples
-            )
-        elif view == "line":
-            result = line_of(s, points=points, split=split, examples=examples)
-        else:
-            result = sharpness_of(s, split=split, examples=examples, iters=iters)
+        threads = usable_cores() if threads is None else threads
+        # Several points at once, each forward on one torch thread: the threads share the cores between them.
+        with tuned(1 if threads > 1 else None):
+            if view == "plane":
+                *_, result = plane_of(
+                    s,
+                    grid=grid,
+                    span=span,
+                    direction_seed=direction_seed,
+                    split=split,
+                    examples=examples,
+                    threads=threads,
+                )
+            elif view == "line":
+                result = line_of(s, points=points, split=split, examples=examples, threads=threads)
+            else:
+                result = sharpness_of(s, split=split, examples=examples, iters=iters)
     if json_:
         print_json({"subject": s.name, "model": s.config.model, "split": split, view: result.to_dict()})
         return

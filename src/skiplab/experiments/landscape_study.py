@@ -90,14 +90,19 @@ def plane_of(
     direction_seed: int = 0,
     split: str = "train",
     examples: int = EXAMPLES,
+    threads: int = 1,
 ) -> Iterator[LandscapeRow | Landscape]:
-    """A subject's loss plane, row by row then the whole `Landscape` (running BatchNorm statistics, as the paper)."""
+    """A subject's loss plane, row by row then the whole `Landscape` (running BatchNorm statistics, as the paper).
+
+    threads: points evaluated at once (`skiplab.probes.landscape.loss_landscape`)."""
     xs = plane_positions(grid, span)
     batch = subject_batch(subject.data, split, examples)
-    yield from landscape_stream(subject.model, batch, xs=xs, ys=xs, seed=direction_seed, bn="running")
+    yield from landscape_stream(subject.model, batch, xs=xs, ys=xs, seed=direction_seed, bn="running", threads=threads)
 
 
-def line_of(subject: Subject, *, points: int = 51, split: str = "train", examples: int = EXAMPLES) -> Landscape:
+def line_of(
+    subject: Subject, *, points: int = 51, split: str = "train", examples: int = EXAMPLES, threads: int = 1
+) -> Landscape:
     """The loss along the straight line from the run's initial weights (t = 0) to its trained ones (t = 1).
 
     The initial weights are rebuilt from the run's seed (`initial_model`). BatchNorm normalises with each
@@ -107,7 +112,8 @@ def line_of(subject: Subject, *, points: int = 51, split: str = "train", example
     start = trainable(initial_model(subject.config, subject.data))
     batch = subject_batch(subject.data, split, examples)
     xs = line_positions(points)
-    return loss_landscape(subject.model, batch, xs=xs, start=start, end=trainable(subject.model), bn="batch")
+    end = trainable(subject.model)
+    return loss_landscape(subject.model, batch, xs=xs, start=start, end=end, bn="batch", threads=threads)
 
 
 def sharpness_of(

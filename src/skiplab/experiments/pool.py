@@ -14,10 +14,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import functools
 import multiprocessing
-import os
 from collections.abc import Callable
 from pathlib import Path
 
+from skiplab.probes.common import usable_cores
 from skiplab.store import RunStore
 from skiplab.train.checkpoint import has_checkpoint
 from skiplab.train.config import TrainConfig
@@ -25,7 +25,7 @@ from skiplab.train.loop import train
 
 
 def default_workers() -> int:
-    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
+    return usable_cores()
 
 
 def run_one(cfg: dict, store_path: str | None, name: str, run_dir: str | None = None) -> dict:

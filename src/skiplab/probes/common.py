@@ -244,6 +244,12 @@ def tuned(num_threads: int | None = None, flush_denormal: bool = False) -> Itera
         yield
 
 
+def usable_cores(limit: int = 8) -> int:
+    """The cores this process may run on (its affinity, not the machine's count), at most `limit`."""
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(count, limit))
+
+
 def auto_threads(x: torch.Tensor) -> int:
     """Intra-op threads for one probe, chosen by workload.
 

@@ -39,6 +39,11 @@ convolution into a grouped one: 85 against 35 ms a point for the 56-layer
 (for accelerators, where one call per point is launch-bound). With running
 statistics, each BatchNorm that follows a convolution is folded into it
 (`skiplab.probes.bnfold`): the same function with a fifth less work.
+Points are independent, so `threads` > 1 evaluates several at once, each in
+a thread of its own on its own copy of the model: on two cores two such
+threads nearly halve a plane, where two intra-op threads inside each forward
+made it slower (bench/bench_landscape.py), and when another process holds a
+core they share what is left instead of stalling on each other.
 Sharpness (Hessian eigenvalues) is in `skiplab.probes.hessian`.
 """
 
@@ -63,7 +68,13 @@ from skiplab.probes.common import (
 from skiplab.probes.results import Tabular
 from skiplab.probes.roughness import Roughness, roughness
 from skiplab.probes.targets import LossChoice
-from skiplab.probes.weightspace import PointEvaluator, check_like, filter_normalized_direction, trainable
+from skiplab.probes.weightspace import (
+    ParallelPoints,
+    PointEvaluator,
+    check_like,
+    filter_normalized_direction,
+    trainable,
+)
 
 __all__ = [
     "BN_MODES",
@@ -118,6 +129,7 @@ class Landscape(Tabular):
     parameters: int  # trainable parameters the directions span
     points: int
     points_per_call: int  # 1: one forward per point; more: vmap over that many stacked weight vectors
+    threads: int  # points evaluated at once, each thread on its own copy of the model
     folded_bn: int  # BatchNorm layers folded into the convolution before them (eval mode only; same function)
     seconds: float  # evaluating every point
     first_row_seconds: float  # until the first row was ready
@@ -225,27 +237,31 @@ def landscape_stream(
     output: OutputChoice = None,
     points_per_call: int = 1,
     fold_bn: bool = True,
+    threads: int = 1,
 ) -> Iterator[LandscapeRow | Landscape]:
     """`loss_landscape`, row by row: yields each `LandscapeRow` as soon as it is computed, then the `Landscape`."""
     x, y = checked_data(model, data, bn)
     check_int("points_per_call", points_per_call, 1, 1024)
     plan = _plan(model, xs, ys, start, end, seed, directions)
     t0 = time.perf_counter()
-    points = PointEvaluator(model, x, y, plan.base, plan.dirs, bn, loss, output, fold=fold_bn)
+    check_int("threads", threads, 1, 64)
+    points = ParallelPoints(
+        [PointEvaluator(model, x, y, plan.base, plan.dirs, bn, loss, output, fold=fold_bn) for _ in range(threads)]
+    )
     rows, first, base = [], None, None
-    for i, b in enumerate(plan.ys or (None,)):
-        coords = [(a,) if b is None else (a, b) for a in plan.xs]
-        chunks = [coords[k : k + points_per_call] for k in range(0, len(coords), points_per_call)]
-        scores = (
-            [points.one(c) for c in coords] if points_per_call == 1 else [s for c in chunks for s in points.many(c)]
-        )
-        row = LandscapeRow(i, b, tuple(s[0] for s in scores), tuple(s[1] for s in scores))
-        rows.append(row)
-        # The origin on the grid is the same computation as the base point: kept, not evaluated twice.
-        base = scores[plan.xs.index(0.0)] if b in (None, 0.0) and 0.0 in plan.xs and points_per_call == 1 else base
-        first = first if first is not None else time.perf_counter() - t0
-        yield row
-    base_loss, base_acc = base if base is not None else points.one([0.0] * len(plan.dirs))
+    with points:
+        for i, b in enumerate(plan.ys or (None,)):
+            coords = [(a,) if b is None else (a, b) for a in plan.xs]
+            chunks = [coords[k : k + points_per_call] for k in range(0, len(coords), points_per_call)]
+            scores = points.score(chunks)
+            row = LandscapeRow(i, b, tuple(s[0] for s in scores), tuple(s[1] for s in scores))
+            rows.append(row)
+            # The origin on the grid is the same computation as the base point: kept, not evaluated twice.
+            on_grid = b in (None, 0.0) and 0.0 in plan.xs and points_per_call == 1
+            base = scores[plan.xs.index(0.0)] if on_grid else base
+            first = first if first is not None else time.perf_counter() - t0
+            yield row
+        base_loss, base_acc = base if base is not None else points.score([[(0.0,) * len(plan.dirs)]])[0]
     yield Landscape(
         kind=plan.kind,
         xs=plan.xs,
@@ -262,6 +278,7 @@ def landscape_stream(
         points=len(plan.xs) * max(1, len(plan.ys)),
         points_per_call=points_per_call,
         folded_bn=points.folded_layers,
+        threads=threads,
         seconds=time.perf_counter() - t0,
         first_row_seconds=first or 0.0,
         roughness=roughness(plan.xs, plan.ys, [r.loss for r in rows]) if plan.ys else None,

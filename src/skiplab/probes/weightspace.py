@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import copy
 import math
+import queue
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import nn
 from torch.func import functional_call, replace_all_batch_norm_modules_, vmap
 
 from skiplab.probes.bnfold import fold_batchnorm
-from skiplab.probes.common import OutputChoice, call_model, output_tensor
+from skiplab.probes.common import OutputChoice, call_model, denormals_flushed, output_tensor
 from skiplab.probes.targets import LossChoice, compute_loss
 
 # ------------------------------------------------------------------ directions
@@ -146,3 +148,50 @@ class PointEvaluator:
         with torch.inference_mode():
             outs = vmap(forward)(stacked)
             return [self._score(_wide(o)) for o in outs]
+
+
+class ParallelPoints:
+    """Chunks of points scored by several `PointEvaluator`s at once, one per thread; a context manager.
+
+    An evaluator runs its model through `functional_call`, which swaps the
+    module's tensors while it runs, so no two threads may share one: each
+    chunk borrows a free evaluator and gives it back. The threads flush
+    subnormals as the caller's does (a per-thread setting), so the numbers
+    equal those of one evaluator scoring every chunk in turn.
+    """
+
+    def __init__(self, evaluators: Sequence[PointEvaluator]) -> None:
+        self.evaluators = list(evaluators)
+        self.free: queue.SimpleQueue[PointEvaluator] = queue.SimpleQueue()
+        for e in self.evaluators:
+            self.free.put(e)
+        self.executor: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> ParallelPoints:
+        if len(self.evaluators) > 1:
+            flush = denormals_flushed()
+            self.executor = ThreadPoolExecutor(
+                len(self.evaluators), initializer=torch.set_flush_denormal, initargs=(flush,)
+            )
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(cancel_futures=True)
+            self.executor = None
+
+    @property
+    def folded_layers(self) -> int:
+        return self.evaluators[0].folded_layers
+
+    def _chunk(self, chunk: Sequence[Sequence[float]]) -> list[tuple[float | None, float | None]]:
+        e = self.free.get()
+        try:
+            return [e.one(chunk[0])] if len(chunk) == 1 else e.many(chunk)
+        finally:
+            self.free.put(e)
+
+    def score(self, chunks: Sequence[Sequence[Sequence[float]]]) -> list[tuple[float | None, float | None]]:
+        """(loss, accuracy) of every point of `chunks`, in order; a chunk of several points is one vmap call."""
+        done = self.executor.map(self._chunk, chunks) if self.executor is not None else map(self._chunk, chunks)
+        return [s for scores in done for s in scores]

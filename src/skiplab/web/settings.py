@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 
 from skiplab.probes.budget import Budget
+from skiplab.probes.common import usable_cores
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,12 @@ class WebSettings:
     # one request at a time, with at most `heavy_queue` waiting, beyond which the answer is 429.
     budget: Budget = field(default_factory=Budget)
     # A loss plane is many forwards of one trained net (skiplab.experiments.landscape_study.price_landscape):
-    # 21 x 21 points of the 56-layer net on 256 signals is 0.85 TFLOP, about half a minute on one busy core,
+    # 21 x 21 points of the 56-layer net on 256 signals is 0.85 TFLOP, 6-10 s on two cores (9-15 s on one),
     # streamed row by row (the compute cap applies to each row).
     landscape_budget: Budget = field(default_factory=lambda: Budget(max_flops=10**12))
+    # Points of a loss plane or line evaluated at once in the landscape worker, each in a thread of its own on one
+    # torch thread (skiplab.probes.landscape): one per core.
+    landscape_threads: int = field(default_factory=usable_cores)
     # Worker processes that compute (skiplab.web.worker): one core is left to the serving process.
     workers: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1))
     # requests waiting for a worker before new ones get 429: the page asks for its 8 widgets at once when it opens

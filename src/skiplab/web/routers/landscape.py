@@ -112,11 +112,17 @@ def _check_seed(q: SubjectQuery) -> None:
         raise HTTPException(422, f"seed: the shipped nets have seeds {', '.join(map(str, seeds))}; got {q.seed}")
 
 
-def plane_events(q: PlaneQuery) -> Iterator[dict]:
+def plane_events(q: PlaneQuery, threads: int) -> Iterator[dict]:
     """The worker's side of the stream: `start`, one `row` per row, `end`."""
     subject = load_subject(q.kind, q.depth, q.seed)
     stream = plane_of(
-        subject, grid=q.grid, span=q.span, direction_seed=q.direction_seed, split=q.split, examples=EXAMPLES
+        subject,
+        grid=q.grid,
+        span=q.span,
+        direction_seed=q.direction_seed,
+        split=q.split,
+        examples=EXAMPLES,
+        threads=threads,
     )
     axis = list(plane_positions(q.grid, q.span))
     yield {
@@ -145,7 +151,13 @@ async def plane(q: Annotated[PlaneQuery, Query()], engine: LandscapeEngine, sett
     except ValueError as e:
         raise HTTPException(422, str(e)) from None
     return await stream_items(
-        engine.engine, plane_events, q, price=price, budget=settings.landscape_budget, request=request
+        engine.engine,
+        plane_events,
+        q,
+        settings.landscape_threads,
+        price=price,
+        budget=settings.landscape_budget,
+        request=request,
     )
 
 
@@ -161,9 +173,9 @@ class LineOut(BaseModel):
     seconds: float
 
 
-def line_out(q: LineQuery) -> LineOut:
+def line_out(q: LineQuery, threads: int) -> LineOut:
     subject = load_subject(q.kind, q.depth, q.seed)
-    line = line_of(subject, points=q.points, split=q.split, examples=EXAMPLES)
+    line = line_of(subject, points=q.points, split=q.split, examples=EXAMPLES, threads=threads)
     row = line.rows[0]
     return LineOut(
         settings=q, subject=subject.name, model=subject.config.model, t=list(line.xs), loss=list(row.loss),
@@ -172,9 +184,9 @@ def line_out(q: LineQuery) -> LineOut:
 
 
 @router.get("/line", response_model=LineOut, responses=COMPUTE, summary="The loss from initial to trained weights")
-async def line(q: Annotated[LineQuery, Query()], engine: LandscapeEngine) -> LineOut:
+async def line(q: Annotated[LineQuery, Query()], engine: LandscapeEngine, settings: Settings) -> LineOut:
     _check_seed(q)
-    return await engine.run(line_out, q)
+    return await engine.run(line_out, q, settings.landscape_threads)
 
 
 class SubjectsOut(BaseModel):
