@@ -7,6 +7,10 @@ The reference is the straightforward loop of Li et al.'s code: for each
 point, copy θ + αδ + βη into the model's parameters, then evaluate. It runs
 on the plane's first three rows (63 points) and is compared per point.
 `points_per_call` > 1 (vmap over stacked weights) is measured on one row.
+Three ways of using the cores are measured in the same run: points in one
+thread per core, each forward on one torch thread (what the server and the
+CLI do); one thread alone; and one point at a time with every core inside
+each forward (torch's intra-op threads).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import torch.nn.functional as F
 from bench.bench_train import peak_matmul_gflops
 from skiplab.experiments.landscape import load_subject, read_index, subject_batch
 from skiplab.experiments.landscape_study import line_of, plane_positions
-from skiplab.probes.common import tuned
+from skiplab.probes.common import threads, tuned, usable_cores
 from skiplab.probes.cost import forward_flops
 from skiplab.probes.landscape import LandscapeRow, filter_normalized_direction, landscape_stream, trainable
 
@@ -56,36 +60,63 @@ def _plane(model, batch, xs, ys, **options) -> tuple[float, float, list]:
     return time.perf_counter() - t0, first, rows
 
 
+def _peak(cores: int) -> float:
+    """The float32 matmul peak of `cores` cores, in GFLOP/s, the torch thread count restored after."""
+    with threads(cores):
+        return peak_matmul_gflops()
+
+
 def run() -> dict:
-    """One thread (what the server's workers use) and both cores of a 2-core machine, each in the same run."""
-    one = measure(1)
-    two = measure(2)
+    """The server's way (points in one thread per core, each forward on one torch thread), one thread alone, and
+    every core inside each forward (torch's intra-op threads), in the same run."""
+    cores = usable_cores()
+    ours = measure(point_threads=cores)
+    one = measure(point_threads=1)
+    intra = measure(point_threads=1, torch_threads=cores)
     keep = ("plane_s", "first_row_s", "plane_gflops", "peak_matmul_gflops", "fraction_of_peak", "ms_per_point")
-    return {**one, "two_threads": {k: two[k] for k in (*keep, "loop_ms_per_point", "speedup_vs_loop", "line_s")}}
+    keep += ("loop_ms_per_point", "line_s")
+    return {
+        **ours,
+        "speedup_vs_loop_on_every_core": round(intra["loop_ms_per_point"] / ours["ms_per_point"], 2),
+        "one_thread": {k: one[k] for k in keep},
+        "intra_op_threads": {k: intra[k] for k in (*keep, "torch_threads")},
+        "speedup_vs_one_thread": round(one["plane_s"] / ours["plane_s"], 2),
+        "line_speedup_vs_one_thread": round(one["line_s"] / ours["line_s"], 2),
+    }
 
 
-def measure(threads: int) -> dict:
-    """threads: torch's intra-op threads. On a shared 2-core machine a second thread stalls whenever another
-    process holds a core (measured 0.9 s a point with 2 threads against 0.1 s with one while a training run
-    held the other core), which is why the server's workers use one."""
+def measure(point_threads: int, torch_threads: int = 1) -> dict:
+    """point_threads: points evaluated at once, a thread each; torch_threads: intra-op threads inside each forward.
+    On a shared 2-core machine a second intra-op thread stalls whenever another process holds a core (measured
+    0.9 s a point with 2 threads against 0.1 s with one while a training run held the other core); threads of
+    their own, one per point, share what is left instead."""
     seed = read_index().seeds[0]
     subject = load_subject("plain", 56, seed)
     model = subject.model
     x, y = subject_batch(subject.data, "test", EXAMPLES)
     xs = plane_positions(GRID, 1.0)
-    out: dict = {"net": subject.name, "examples": EXAMPLES, "grid": GRID, "threads": threads}
-    with tuned(threads, flush_denormal=True):
-        peaks = [peak_matmul_gflops()]
+    out: dict = {
+        "net": subject.name,
+        "examples": EXAMPLES,
+        "grid": GRID,
+        "point_threads": point_threads,
+        "torch_threads": torch_threads,
+        "cores": point_threads * torch_threads,
+    }
+    cores = point_threads * torch_threads
+    with tuned(torch_threads, flush_denormal=True):
+        peaks = [_peak(cores)]
         flops = forward_flops(model, x)
-        seconds, first, rows = _plane(model, (x, y), xs, xs)
+        seconds, first, rows = _plane(model, (x, y), xs, xs, threads=point_threads)
         points = GRID * GRID + 1  # and the centre, evaluated once more as the base
         g = torch.Generator().manual_seed(0)
         weights = trainable(model)
         d1, d2 = filter_normalized_direction(weights, g), filter_normalized_direction(weights, g)
         loop_s, loop_losses = straightforward(model, x, y, xs, xs[:LOOP_ROWS], d1, d2)
         vmap_s, _, _ = _plane(model, (x, y), xs, xs[:1], points_per_call=GRID)  # one row, its points stacked
-        line = line_of(subject, points=51, split="test", examples=EXAMPLES)
-        peaks.append(peak_matmul_gflops())
+        line = line_of(subject, points=51, split="test", examples=EXAMPLES, threads=point_threads)
+        same = rows[:2] == _plane(model, (x, y), xs, xs[:2])[2]  # the first two rows, one point at a time
+        peaks.append(_peak(cores))
     per_point = seconds / points
     loop_per_point = loop_s / (LOOP_ROWS * GRID)
     ours = [v for row in rows[:LOOP_ROWS] for v in row]
@@ -106,6 +137,7 @@ def measure(threads: int) -> dict:
             "vmap_ms_per_point": round(1000 * vmap_s / (GRID + 1), 1),
             "line_points": len(line.xs),
             "line_s": round(line.seconds, 2),
+            "same_as_one_at_a_time": same,
             "goals": {"plane_s": 10.0, "first_row_s": 1.0, "line_s": 1.0},
         }
     )

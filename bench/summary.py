@@ -153,6 +153,32 @@ def summary(r: dict) -> str:
             f"widget's request during the load {web.get('other_widget_during_load_ms')} ms.",
             "",
         ]
+    la = r.get("bench_landscape", {})
+    if la:
+        one, intra, goals = la["one_thread"], la["intra_op_threads"], la["goals"]
+        lines += [
+            f"Loss landscape of {la['net']} on {la['examples']} held-out signals ({la['plane_tflop']} TFLOP a "
+            f"{la['grid']}x{la['grid']} plane):",
+            "",
+            "| how | plane s (goal {:g}) | first row s (goal {:g}) | GFLOP/s | share of the matmul peak of its cores "
+            "| line of 51 s (goal {:g}) |".format(goals["plane_s"], goals["first_row_s"], goals["line_s"]),
+            "|---|---|---|---|---|---|",
+            *(
+                f"| {label} | {n['plane_s']} | {n['first_row_s']} | {n['plane_gflops']} | "
+                f"{round(100 * n['fraction_of_peak'])} % of {n['peak_matmul_gflops']} | {n['line_s']} |"
+                for label, n in (
+                    (f"points in {la['point_threads']} threads, one torch thread each (the server)", la),
+                    ("one thread", one),
+                    (f"one point at a time on {intra['torch_threads']} torch threads", intra),
+                )
+            ),
+            "",
+            f"Against Li et al.'s loop (write each point's weights into the model, evaluate): "
+            f"{la['speedup_vs_loop']}x its one-thread speed, {la['speedup_vs_loop_on_every_core']}x on every core; "
+            f"the same losses ({la['loop_max_rel_diff']:.0e} relative), and the threaded plane equals one point at a "
+            f"time: {'yes' if la['same_as_one_at_a_time'] else 'NO'}.",
+            "",
+        ]
     dr = r.get("bench_drag", {})
     if dr:
         lines += [
