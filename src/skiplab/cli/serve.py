@@ -12,6 +12,7 @@ be running `EXIT_DEADLINE_S` after the signal, the process ends then.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -79,8 +80,13 @@ def serve(
         open_store(store)  # a bad store file: exit 2 naming it, before the server starts
     settings = WebSettings(store_path=str(store) if store else None, host=host)
     typer.echo(f"skiplab explainer on http://{host}:{port}/")
+    app = create_app(settings)
+    # The objects made so far (the imported modules, torch's among them: ~230,000) leave the collector's scans
+    # for good: a full collection of them took 60-90 ms, and under load those pauses made the answers' tail.
+    gc.collect()
+    gc.freeze()
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         log_level="warning",
