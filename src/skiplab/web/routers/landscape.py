@@ -65,7 +65,7 @@ def warm_up(engine: ComputeEngine, stop: threading.Event) -> None:
         return
 
 
-def get_landscape_engine(request: Request) -> RequestEngine:
+async def get_landscape_engine(request: Request) -> RequestEngine:
     return RequestEngine(request.app.state.landscape_engine, request)
 
 

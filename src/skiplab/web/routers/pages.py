@@ -9,7 +9,7 @@ router = APIRouter(tags=["pages"])
 
 
 @router.get("/", response_class=HTMLResponse, summary="The explainer article")
-def article(request: Request) -> HTMLResponse:
+async def article(request: Request) -> HTMLResponse:
     # Rendered once at start-up (the formulas' MathML included); the numbers arrive as JSON.
     return HTMLResponse(request.app.state.article_html, headers={"Cache-Control": "no-cache"})
 

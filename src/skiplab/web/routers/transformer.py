@@ -165,7 +165,7 @@ def warm_up(engine: ComputeEngine, stop: threading.Event) -> None:
             return
 
 
-def get_text_engine(request: Request) -> ComputeEngine:
+async def get_text_engine(request: Request) -> ComputeEngine:
     """The transformer routes' engine, without withdrawal when a client goes: its work is a fraction of a second
     once MiniLM is loaded, and stopping it during the load would throw the load away for the next reader."""
     return request.app.state.text_engine
