@@ -256,6 +256,8 @@ def test_no_api_docs_page_that_loads_a_cdn_but_the_schema_stays(client):
     assert client.get("/redoc").status_code == 404
     assert client.get("/docs/oauth2-redirect").status_code == 404
     assert client.get("/openapi.json").json()["info"]["title"] == "skiplab"
+    head = client.head("/openapi.json")  # served from bytes encoded once: HEAD answers as FastAPI's own route did
+    assert head.status_code == 200 and head.headers["content-type"] == "application/json" and head.content == b""
 
 
 def test_no_html_the_app_serves_references_an_outside_host(app, client):

@@ -199,6 +199,6 @@ def _serve_schema(app: FastAPI) -> None:
     which took a quarter of the serving process's time under load when a client asked for it often."""
     body = JSONResponse(app.openapi()).body
 
-    @app.get("/openapi.json", include_in_schema=False)
+    @app.api_route("/openapi.json", methods=["GET", "HEAD"], include_in_schema=False)
     async def openapi_json() -> Response:
         return Response(body, media_type="application/json")
