@@ -1,6 +1,8 @@
 """Loss landscapes and sharpness on zoo models and a user's own model, checked against direct computations."""
 
 import math
+import threading
+import time
 
 import pytest
 import torch
@@ -18,6 +20,7 @@ from skiplab.probes.landscape import (
     trainable,
 )
 from skiplab.probes.roughness import roughness
+from skiplab.probes.weightspace import PointEvaluator
 
 GRID = [-0.5, 0.0, 0.5]
 
@@ -125,11 +128,21 @@ def test_vmap_over_points_matches_one_point_at_a_time(user):
 
 
 @pytest.mark.parametrize("bn", ["running", "batch"])
-def test_points_in_threads_equal_one_point_at_a_time(zoo, bn):
+def test_points_in_threads_equal_one_point_at_a_time(zoo, bn, monkeypatch):
     """Each thread runs its own copy of the model: a shared one would have its weights swapped mid-forward."""
     model, x, y = zoo
     one = loss_landscape(model, (x, y), xs=GRID, ys=GRID, seed=3, bn=bn)
+    scored_in, score = set(), PointEvaluator.one
+
+    def one_point(self, c):
+        scored_in.add((threading.get_ident(), id(self)))
+        time.sleep(0.01)  # long enough that a second thread takes the next point
+        return score(self, c)
+
+    monkeypatch.setattr(PointEvaluator, "one", one_point)
     three = loss_landscape(model, (x, y), xs=GRID, ys=GRID, seed=3, bn=bn, threads=3)
+    assert threading.get_ident() not in {t for t, _ in scored_in}  # the points ran in the pool's threads
+    assert len({t for t, _ in scored_in}) > 1 and len({e for _, e in scored_in}) > 1
     assert [r.loss for r in three.rows] == [r.loss for r in one.rows]  # the same numbers, not merely close
     assert [r.accuracy for r in three.rows] == [r.accuracy for r in one.rows]
     assert (three.base_loss, three.threads, one.threads) == (one.base_loss, 3, 1)

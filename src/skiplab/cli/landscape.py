@@ -117,7 +117,7 @@ def probe_landscape_cmd(
         s = _subject(run_dir, subject)
         threads = usable_cores() if threads is None else threads
         # Several points at once, each forward on one torch thread: the threads share the cores between them.
-        with tuned(1 if threads > 1 else None):
+        with tuned(1 if threads > 1 and view != "sharpness" else None):
             if view == "plane":
                 *_, result = plane_of(
                     s,

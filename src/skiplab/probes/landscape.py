@@ -309,6 +309,11 @@ def loss_landscape(
     points_per_call: 1 (one forward per point) or more (vmap over stacked
     weights). fold_bn: with bn="running", fold each BatchNorm that follows a
     convolution into it (`skiplab.probes.bnfold`; the same function, faster).
+    threads: points evaluated at once, each in a thread of its own on its own
+    copy of the model (the same numbers as one at a time). torch's intra-op
+    thread count is one setting for the whole process and every such thread
+    uses it: with threads > 1, run inside `tuned(1)` (as the CLI and the
+    server do), or threads × torch threads will outnumber the cores.
     on_row(row) runs as each row is done. The model is not changed.
     """
     result = None
