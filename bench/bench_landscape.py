@@ -77,6 +77,8 @@ def run() -> dict:
     keep += ("loop_ms_per_point", "line_s")
     return {
         **ours,
+        # Like with like: ours and the loop each on one thread; ours on every core against the loop on every core.
+        "speedup_vs_loop_on_one_thread": round(one["loop_ms_per_point"] / one["ms_per_point"], 2),
         "speedup_vs_loop_on_every_core": round(intra["loop_ms_per_point"] / ours["ms_per_point"], 2),
         "one_thread": {k: one[k] for k in keep},
         "intra_op_threads": {k: intra[k] for k in (*keep, "torch_threads")},

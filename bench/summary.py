@@ -174,7 +174,8 @@ def summary(r: dict) -> str:
             ),
             "",
             f"Against Li et al.'s loop (write each point's weights into the model, evaluate): "
-            f"{la['speedup_vs_loop']}x its one-thread speed, {la['speedup_vs_loop_on_every_core']}x on every core; "
+            f"{la['speedup_vs_loop_on_one_thread']}x its speed with both on one thread, "
+            f"{la['speedup_vs_loop_on_every_core']}x with both on every core; "
             f"the same losses ({la['loop_max_rel_diff']:.0e} relative), and the threaded plane equals one point at a "
             f"time: {'yes' if la['same_as_one_at_a_time'] else 'NO'}.",
             "",
