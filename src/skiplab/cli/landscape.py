@@ -119,15 +119,8 @@ def probe_landscape_cmd(
         # Several points at once, each forward on one torch thread: the threads share the cores between them.
         with tuned(1 if threads > 1 and view != "sharpness" else None):
             if view == "plane":
-                *_, result = plane_of(
-                    s,
-                    grid=grid,
-                    span=span,
-                    direction_seed=direction_seed,
-                    split=split,
-                    examples=examples,
-                    threads=threads,
-                )
+                *_, result = plane_of(s, grid=grid, span=span, direction_seed=direction_seed, split=split,
+                                      examples=examples, threads=threads)  # fmt: skip
             elif view == "line":
                 result = line_of(s, points=points, split=split, examples=examples, threads=threads)
             else:
