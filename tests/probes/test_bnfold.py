@@ -9,14 +9,7 @@ from skiplab.nn import get_spec
 from skiplab.probes.bnfold import fold_batchnorm
 from skiplab.probes.landscape import loss_landscape
 from skiplab.probes.weightspace import trainable
-
-
-def _trained_like(model: nn.Module, x: torch.Tensor) -> nn.Module:
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(x)
-    return model.eval()
+from tests.probes.test_landscape import _trained_like
 
 
 class Branchy(nn.Module):
